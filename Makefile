@@ -1,0 +1,43 @@
+# Two commands on a fresh machine (needs python3 with venv and pip):
+#   make run    set up .venv from uv.lock, pull the data, run the pipeline
+#   make test   the same setup, then the test suite
+SHELL := /bin/bash
+VENV := .venv
+UV_VERSION := 0.13.8
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# Keep experiment runs reproducible and quiet: no telemetry, no update checks.
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+.PHONY: setup data run test params lint bench clean champion serve
+
+# The stamp depends on the lock file, so a changed lock re-syncs the environment.
+$(VENV)/.synced: uv.lock pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python
+	touch $@
+
+setup: $(VENV)/.synced
+
+data: setup
+	dvc pull data.dvc
+
+run: data
+	dvc repro
+
+test: data
+	python -m pytest
+
+params: setup
+	python -m pipeline.compose
+
+lint: setup
+	ruff check pipeline serve tests bench
+
+bench: data
+	python bench/run_all.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,17 @@
+"""Errors a user can act on.
+
+Stages catch `PipelineError`, log its message (no traceback: the message already names what is
+wrong and where) and exit with status 2. Anything else is a bug and keeps its traceback.
+"""
+
+
+class PipelineError(Exception):
+    """Base for errors caused by the user's config, data or environment."""
+
+
+class ConfigError(PipelineError):
+    """The composed config is invalid; the message names the key path, value and rule."""
+
+
+class DataError(PipelineError):
+    """The data does not match its dataset spec; the message names the file, column and rule."""

@@ -1,0 +1,66 @@
+"""ingest: raw files → typed, validated, PII-handled Parquet and a validation/profile report.
+
+    dvc repro ingest                # under DVC (params: data)
+    python -m pipeline.ingest data=german    # standalone, writes under outputs/ingest/
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.paths import INGEST_REPORT, INGESTED
+from pipeline.stage import Context, main
+
+log = logging.getLogger("pipeline.ingest")
+
+OUTS = (INGESTED, INGEST_REPORT)
+PARAMS = ("data",)
+
+
+def _pii_policies(spec) -> dict[str, str]:
+    return {name: col.pii for name, col in spec.columns.items() if col.pii is not None}
+
+
+def run(ctx: Context) -> None:
+    from pipeline import profile, rawdata, rows, sensitive
+
+    spec = ctx.params.data
+    policies = _pii_policies(spec)
+    if "hash" in policies.values():
+        from pipeline.privacy.columns import require_salt
+
+        require_salt([c for c, p in policies.items() if p == "hash"])  # before any work
+
+    raw, files = rawdata.read(spec, ctx.inputs)
+    log.info("read %d rows from %d file(s) of dataset '%s'", len(raw), len(files), spec.name)
+    parsed = rows.parse(raw, spec)
+    frame = rows.check(parsed, raw, spec)
+    frame = sensitive.derive(frame, spec)
+    if policies:
+        from pipeline.privacy.columns import apply_column_policy
+
+        for name, policy in policies.items():
+            if policy == "drop":
+                frame = frame.drop(columns=name)
+            else:
+                frame[name] = apply_column_policy(frame[name], policy, name)
+
+    frame.to_parquet(ctx.outputs.path(INGESTED), index=False)
+    dropped = parsed.rows_in - len(frame)
+    ctx.outputs.write_json(INGEST_REPORT, {
+        "dataset": spec.name,
+        "files": [{"path": f.path, "rows": f.rows} for f in files],
+        "rows_in": parsed.rows_in,
+        "rows_out": len(frame),
+        "rows_dropped": {"total": dropped, "by_reason": parsed.dropped},
+        "missing_values": parsed.missing,
+        "pii_columns": policies,
+        "columns_out": list(frame.columns),
+        **profile.profile(frame, spec),
+    })
+    log.info("kept %d rows, dropped %d (%s)", len(frame), dropped,
+             ", ".join(f"{k}: {v}" for k, v in parsed.dropped.items()) or "none")
+
+
+if __name__ == "__main__":
+    main("ingest", PARAMS, OUTS, run)

@@ -1,0 +1,47 @@
+"""One logging setup for every stage (and the server).
+
+Every record passes the filters in `_FILTERS` on every handler, so a message cannot reach a
+stream or file without them. The privacy package adds its PII-scrubbing filter here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+_FILTERS: list[logging.Filter] = []
+
+
+def add_filter(f: logging.Filter) -> None:
+    """Register a filter for all handlers set up from now on, and attach it to existing ones."""
+    if f not in _FILTERS:
+        _FILTERS.append(f)
+    for h in logging.getLogger().handlers:
+        if f not in h.filters:
+            h.addFilter(f)
+
+
+def _handler(h: logging.Handler) -> logging.Handler:
+    h.setFormatter(logging.Formatter(FORMAT))
+    for f in _FILTERS:
+        h.addFilter(f)
+    return h
+
+
+def setup(level: int = logging.INFO, logfile: Path | None = None) -> None:
+    """Log to stderr (and to `logfile` if given), replacing any earlier configuration."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    root.addHandler(_handler(logging.StreamHandler(sys.stderr)))
+    if logfile is not None:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        root.addHandler(_handler(logging.FileHandler(logfile, encoding="utf-8")))
+    root.setLevel(level)
+    # Third-party chatter that would drown the stage's own messages.
+    for noisy in ("matplotlib", "PIL", "numexpr", "urllib3", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

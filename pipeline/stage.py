@@ -1,0 +1,149 @@
+"""Run a stage function in one of two modes.
+
+    python -m pipeline.<stage> --dvc            # what dvc.yaml runs
+    python -m pipeline.<stage> [OVERRIDES] [-m] # standalone Hydra app, sweeps included
+
+Under `--dvc` the stage reads `params.yaml` (the composition DVC tracks) and writes the tracked
+output paths. Standalone, Hydra composes `conf/` with the overrides and the stage writes the
+same relative paths under Hydra's run directory (`outputs/…` or `multirun/…`), so experiments
+never touch DVC-tracked outputs. Inputs are read from the repo (tracked outputs of earlier
+stages) unless `+inputs=DIR` points at an earlier standalone run.
+
+Either way the whole config is validated before the stage does any work, and the stage sees
+only the sections it declares in `params` — the same list `dvc.yaml` gives DVC (a test checks).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import logs
+from pipeline.atomic import Outputs
+from pipeline.errors import ConfigError, PipelineError
+
+log = logging.getLogger("pipeline")
+
+DVC_FLAG = "--dvc"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+EXIT_USER_ERROR = 2
+
+
+class ParamsView:
+    """The validated config, restricted to the sections a stage declared."""
+
+    def __init__(self, cfg: Any, allowed: tuple[str, ...], stage: str) -> None:
+        self._cfg, self._allowed, self._stage = cfg, allowed, stage
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key not in self._allowed:
+            raise AttributeError(
+                f"stage '{self._stage}' reads params '{key}' without declaring it; add it to "
+                "the stage's PARAMS and to its `params:` in dvc.yaml"
+            )
+        return getattr(self._cfg, key)
+
+
+@dataclass(frozen=True)
+class Context:
+    params: ParamsView
+    inputs: Path
+    outputs: Outputs
+    tracked: bool  # True under `dvc repro`
+
+    def input(self, rel: str | Path) -> Path:
+        return self.inputs / rel
+
+
+StageFn = Callable[[Context], None]
+
+
+def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn, raw: Any,
+             inputs: Path, out_root: Path, tracked: bool) -> None:
+    from pipeline.config import validate
+
+    cfg = validate(raw)
+    outputs = Outputs(out_root)
+    ctx = Context(ParamsView(cfg, params, name), inputs, outputs, tracked)
+    try:
+        fn(ctx)
+        written = outputs.commit(expected=[out_root / o for o in outs])
+    except BaseException:
+        outputs.abort()
+        raise
+    for p in written:
+        log.info("wrote %s", _show(p))
+
+
+def _show(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def _load_params(path: Path) -> Any:
+    import yaml
+
+    if not path.exists():
+        raise ConfigError(f"{path} is missing; run `make params` (or `dvc exp run -S ...`)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping at the top level")
+    return raw
+
+
+def _run_dvc(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn,
+             extra: list[str]) -> None:
+    if extra:
+        raise ConfigError(
+            f"under {DVC_FLAG} the stage reads params.yaml only; got extra arguments {extra}. "
+            "Use `dvc exp run -S KEY=VALUE` or run the stage standalone without --dvc."
+        )
+    root = Path.cwd()
+    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), root, root,
+             tracked=True)
+
+
+def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn) -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def task(cfg: Any) -> None:
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        logs.setup(logfile=out_dir / f"{name}.log")
+        raw = OmegaConf.to_container(cfg, resolve=True)
+        inputs = Path(raw.pop("inputs", None) or Path.cwd())
+        try:
+            _execute(name, params, outs, fn, raw, inputs, out_dir, tracked=False)
+        except PipelineError as e:
+            log.error("%s failed: %s", name, e)
+            sys.exit(EXIT_USER_ERROR)
+
+    sys.argv.append(f"hydra.job.name={name}")
+    task()
+
+
+def main(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn) -> None:
+    """Entry point of every stage module: `outs` are the files it must write, no more."""
+    args = sys.argv[1:]
+    if DVC_FLAG in args:
+        logs.setup()
+        try:
+            _run_dvc(name, params, outs, fn, [a for a in args if a != DVC_FLAG])
+        except PipelineError as e:
+            log.error("%s failed: %s", name, e)
+            sys.exit(EXIT_USER_ERROR)
+    else:
+        _run_hydra(name, params, outs, fn)

@@ -1,0 +1,1 @@
+"""The HTTP inference service (LitServe); see README."""

@@ -1,0 +1,95 @@
+"""Shared fixtures: real subprocesses of the real entry points, in throwaway directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# What a clone holds, minus what the pipeline makes; used to copy the repo into a temp dir.
+_TOP_LEVEL_SKIP = {
+    ".git", ".venv", "outputs", "multirun", "artifacts", "reports", "metrics", "plots",
+    "mlruns", "mlartifacts", "mlflow.db", ".pytest_cache", ".ruff_cache", "bench", "tests",
+}
+
+
+def _ignore(src: str, names: list[str]) -> set[str]:
+    here = Path(src)
+    skip = {n for n in names if n == "__pycache__" or ".partial-" in n}
+    if here == ROOT:
+        skip |= _TOP_LEVEL_SKIP & set(names)
+    if here == ROOT / ".dvc":
+        skip |= {"cache", "tmp"} & set(names)
+    return skip
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
+    e["PYTHONPATH"] = str(ROOT)
+    e["DVC_NO_ANALYTICS"] = "1"
+    e.update(
+        GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid",
+    )
+    e.update(extra)
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 600,
+        **extra_env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+            f"stderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def stage(cwd: Path, name: str, *args: str, check: bool = False,
+          **extra_env: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", f"pipeline.{name}", *args], cwd, check=check, **extra_env)
+
+
+@pytest.fixture(scope="session")
+def pulled_data() -> Path:
+    """The raw data in the working tree (`dvc pull data.dvc` if a fresh clone lacks it)."""
+    if not (ROOT / "data" / "adult" / "adult.data").exists():
+        run([str(VENV_BIN / "dvc"), "pull", "data.dvc"], ROOT)
+    return ROOT / "data"
+
+
+def copy_repo(dest: Path) -> Path:
+    """A git repo at `dest` with the project's tracked files and the pulled data."""
+    shutil.copytree(ROOT, dest, ignore=_ignore, dirs_exist_ok=True)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "copy"], dest)
+    return dest
+
+
+@pytest.fixture
+def repo(tmp_path: Path, pulled_data: Path) -> Path:
+    return copy_repo(tmp_path / "repo")
+
+
+def composed(*overrides: str) -> dict:
+    """The composition of conf/ with overrides, as DVC would write it."""
+    import tempfile
+
+    from dvc.utils.hydra import compose_and_dump
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "params.yaml"
+        compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), list(overrides))
+        return yaml.safe_load(out.read_text())

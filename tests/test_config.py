@@ -1,0 +1,128 @@
+"""Config validation: every composed config is checked, errors name key, value and rule."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from pipeline.config import validate
+from pipeline.errors import ConfigError
+from tests.conftest import ROOT, composed, stage
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    return composed()
+
+
+def _err(raw: dict) -> str:
+    with pytest.raises(ConfigError) as e:
+        validate(raw)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("overrides", [(), ("data=german",)])
+def test_shipped_compositions_validate(overrides):
+    cfg = validate(composed(*overrides))
+    assert cfg.data.name == (overrides[0].split("=")[1] if overrides else "adult")
+
+
+def test_unknown_key_is_named(base):
+    raw = copy.deepcopy(base)
+    raw["split"]["sede"] = 3
+    msg = _err(raw)
+    assert "split.sede" in msg and "unknown key" in msg
+
+
+def test_unknown_key_in_column_spec(base):
+    raw = copy.deepcopy(base)
+    raw["data"]["columns"]["age"]["maximum"] = 3
+    assert "data.columns.age.maximum: unknown key" in _err(raw)
+
+
+def test_wrong_type_names_value_and_expectation(base):
+    raw = copy.deepcopy(base)
+    raw["split"]["train"] = "lots"
+    msg = _err(raw)
+    assert "split.train" in msg and "'lots'" in msg and "number" in msg
+
+
+def test_ratios_must_sum_to_one(base):
+    raw = copy.deepcopy(base)
+    raw["split"]["train"] = 0.7
+    msg = _err(raw)
+    assert "split" in msg and "sum to 1" in msg and "0.7 + 0.2 + 0.2" in msg
+
+
+def test_negative_seed(base):
+    raw = copy.deepcopy(base)
+    raw["seed"] = -1
+    msg = _err(raw)
+    assert "seed: got -1" in msg and "greater than or equal to 0" in msg
+
+
+def test_sensitive_attribute_not_a_column(base):
+    raw = copy.deepcopy(base)
+    raw["data"]["sensitive"]["gender"] = {"column": "gender"}
+    msg = _err(raw)
+    assert "data.sensitive.gender.column" in msg and "'gender' is not a column" in msg
+
+
+def test_stratify_by_must_be_sensitive(base):
+    raw = copy.deepcopy(base)
+    raw["split"]["stratify_by"] = ["education"]
+    msg = _err(raw)
+    assert "split.stratify_by" in msg and "'education'" in msg and "sex, race" in msg
+
+
+def test_positive_label_must_be_a_category(base):
+    raw = copy.deepcopy(base)
+    raw["data"]["target"]["positive"] = ">50k"
+    assert "data.target.positive: '>50k' is not one of" in _err(raw)
+
+
+def test_bins_need_matching_labels():
+    raw = composed("data=german")
+    raw["data"]["sensitive"]["age_group"]["labels"] = ["young"]
+    assert "data.sensitive.age_group" in _err(raw) and "len(bins)+1" in _err(raw)
+
+
+def test_map_must_cover_every_category():
+    raw = composed("data=german")
+    del raw["data"]["sensitive"]["sex"]["map"]["A95"]
+    msg = _err(raw)
+    assert "data.sensitive.sex.map" in msg and "A95" in msg
+
+
+def test_pii_column_cannot_be_feature(base):
+    raw = copy.deepcopy(base)
+    raw["data"]["columns"]["fnlwgt"]["pii"] = "drop"
+    raw["data"]["features"].append("fnlwgt")
+    assert "data.features: 'fnlwgt' is a PII column" in _err(raw)
+
+
+def test_entry_point_rejects_bad_override_before_work(tmp_path, pulled_data):
+    proc = stage(ROOT, "split", "split.seed=-5", "split.train=lots",
+                 f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2, proc.stderr
+    assert "split.seed: got -5" in proc.stderr and "split.train: got 'lots'" in proc.stderr
+    assert not (tmp_path / "run" / "artifacts").exists()
+    assert "Traceback" not in proc.stderr
+
+
+def test_dvc_mode_rejects_bad_params_file(tmp_path):
+    raw = composed()
+    raw["split"]["test"] = 0.5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = stage(tmp_path, "split", "--dvc")
+    assert proc.returncode == 2
+    assert "sum to 1" in proc.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_dvc_mode_refuses_overrides(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(composed(), sort_keys=False))
+    proc = stage(tmp_path, "split", "--dvc", "split.seed=3")
+    assert proc.returncode == 2 and "dvc exp run -S" in proc.stderr
