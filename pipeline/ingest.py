@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from pipeline.paths import INGEST_REPORT, INGESTED
 from pipeline.stage import Context, main
@@ -31,7 +32,7 @@ def run(ctx: Context) -> None:
 
         require_salt([c for c, p in policies.items() if p == "hash"])  # before any work
 
-    raw, files = rawdata.read(spec, ctx.inputs)
+    raw, files = rawdata.read(spec, Path.cwd())  # raw data always comes from the repo
     log.info("read %d rows from %d file(s) of dataset '%s'", len(raw), len(files), spec.name)
     parsed = rows.parse(raw, spec)
     frame = rows.check(parsed, raw, spec)

@@ -7,3 +7,18 @@ INGEST_REPORT = "reports/ingest.json"
 SPLITS = ("train", "val", "test")
 SPLIT = {s: f"artifacts/split/{s}.parquet" for s in SPLITS}
 SPLIT_REPORT = "reports/split.json"
+
+MODEL = "artifacts/model.pkl"
+TRAIN_REPORT = "reports/train.json"
+
+PERFORMANCE = "metrics/performance.json"  # DVC metrics: short keys, one table row per experiment
+FAIRNESS = "metrics/fairness.json"
+FAIRNESS_REPORT = "reports/fairness.json"  # full per-group tables with confidence intervals
+EVAL_SPLITS = ("val", "test")
+PLOTS = {
+    **{f"roc_{s}": f"plots/roc_{s}.json" for s in EVAL_SPLITS},
+    **{f"pr_{s}": f"plots/pr_{s}.json" for s in EVAL_SPLITS},
+    **{f"calibration_{s}": f"plots/calibration_{s}.json" for s in EVAL_SPLITS},
+    "confusion": "plots/confusion_test.json",
+    "selection_rate": "plots/selection_rate_test.json",
+}

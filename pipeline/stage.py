@@ -53,19 +53,22 @@ class ParamsView:
 @dataclass(frozen=True)
 class Context:
     params: ParamsView
-    inputs: Path
+    inputs: Path | None  # standalone `+inputs=DIR`: looked in first
     outputs: Outputs
     tracked: bool  # True under `dvc repro`
 
     def input(self, rel: str | Path) -> Path:
-        return self.inputs / rel
+        """An earlier stage's output: from `+inputs=DIR` if it has it, else from the repo."""
+        if self.inputs is not None and (self.inputs / rel).exists():
+            return self.inputs / rel
+        return Path.cwd() / rel
 
 
 StageFn = Callable[[Context], None]
 
 
 def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn, raw: Any,
-             inputs: Path, out_root: Path, tracked: bool) -> None:
+             inputs: Path | None, out_root: Path, tracked: bool) -> None:
     from pipeline.config import validate
 
     cfg = validate(raw)
@@ -110,7 +113,7 @@ def _run_dvc(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
             "Use `dvc exp run -S KEY=VALUE` or run the stage standalone without --dvc."
         )
     root = Path.cwd()
-    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), root, root,
+    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), None, root,
              tracked=True)
 
 
@@ -124,7 +127,8 @@ def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: St
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         logs.setup(logfile=out_dir / f"{name}.log")
         raw = OmegaConf.to_container(cfg, resolve=True)
-        inputs = Path(raw.pop("inputs", None) or Path.cwd())
+        inputs = raw.pop("inputs", None)
+        inputs = Path(inputs) if inputs else None
         try:
             _execute(name, params, outs, fn, raw, inputs, out_dir, tracked=False)
         except PipelineError as e:

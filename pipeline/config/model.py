@@ -1,0 +1,106 @@
+"""Model and mitigation sections: one pydantic model per option, chosen by its `name` key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from pipeline.config.base import Section
+
+
+class LogReg(Section):
+    """sklearn LogisticRegression on one-hot categoricals and standardised numerics."""
+
+    name: Literal["logreg"]
+    C: float = Field(gt=0, description="inverse regularisation strength")
+    max_iter: int = Field(ge=1)
+    class_weight: Literal["balanced"] | None = None
+
+
+class HGB(Section):
+    """sklearn HistGradientBoostingClassifier."""
+
+    name: Literal["hgb"]
+    learning_rate: float = Field(gt=0, le=1)
+    max_iter: int = Field(ge=1, description="boosting rounds")
+    max_leaf_nodes: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
+    l2_regularization: float = Field(ge=0)
+
+
+class RF(Section):
+    """sklearn RandomForestClassifier."""
+
+    name: Literal["rf"]
+    n_estimators: int = Field(ge=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int = Field(ge=1)
+    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+    n_jobs: int = Field(default=1, ge=1, description="deterministic for any value; 1 by default")
+
+
+ModelSpec = Annotated[LogReg | HGB | RF, Field(discriminator="name")]
+
+
+class NoMitigation(Section):
+    name: Literal["none"]
+
+
+class ExponentiatedGradient(Section):
+    """fairlearn reductions: a randomised ensemble meeting the constraint on the train split.
+
+    Scores are the ensemble's expected positive rate (`_pmf_predict`), so no sensitive
+    attribute is needed at predict time.
+    """
+
+    name: Literal["exponentiated_gradient"]
+    constraint: Literal["demographic_parity", "equalized_odds"]
+    attribute: str = Field(description="sensitive attribute the constraint is about")
+    eps: float = Field(gt=0, le=1, description="allowed constraint violation")
+    max_iter: int = Field(ge=1)
+
+
+class ThresholdOptimizer(Section):
+    """fairlearn post-processing: per-group thresholds on the base model's scores.
+
+    Needs the sensitive attribute at predict time, so the request schema includes it.
+    """
+
+    name: Literal["threshold_optimizer"]
+    constraint: Literal[
+        "demographic_parity", "equalized_odds", "true_positive_rate_parity",
+        "false_positive_rate_parity",
+    ]
+    attribute: str
+    objective: Literal["accuracy_score", "balanced_accuracy_score"]
+    grid_size: int = Field(ge=10, le=100_000)
+
+
+MitigationSpec = Annotated[
+    NoMitigation | ExponentiatedGradient | ThresholdOptimizer, Field(discriminator="name")
+]
+
+
+class MetricsSpec(Section):
+    """Evaluation settings (validation and test splits)."""
+
+    name: str
+    threshold: float = Field(ge=0, le=1, description="score ≥ threshold → positive label")
+    n_boot: int = Field(ge=0, le=10_000, description="bootstrap replicates for CIs (0 = none)")
+    alpha: float = Field(gt=0, lt=1, description="CIs are (1 - alpha) percentile intervals")
+    min_count: int = Field(ge=0, description="groups smaller than this are excluded from gates")
+    min_share: float = Field(ge=0, lt=1, description="… or with a smaller share of the split")
+    intersections: Literal["all"] | list[list[str]] = Field(
+        default="all", description='"all": every sensitive attribute crossed (if 2+)'
+    )
+    calibration_bins: int = Field(ge=2, le=100)
+    extra_fairness_metrics: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="plug-in disparity metrics: {name: ..., _target_: module.callable, ...}",
+    )
+
+    def crossings(self, attributes: list[str]) -> list[list[str]]:
+        if self.intersections == "all":
+            return [list(attributes)] if len(attributes) > 1 else []
+        return [list(c) for c in self.intersections]

@@ -1,0 +1,102 @@
+"""Performance metrics and plot data for one split. Pure functions of (y, score, threshold).
+
+Labels are encoded before they get here: y is 1 for the dataset's favourable label, 0 otherwise,
+so no metric takes a `pos_label` that could silently disagree with the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DECIMALS = 6
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), DECIMALS) + 0.0
+
+
+def performance(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
+    """Threshold metrics at `threshold` (score ≥ threshold → 1) and ranking/probability metrics.
+
+    acc = (tp + tn) / n; bal_acc = (tpr + tnr) / 2; prec = tp / (tp + fp); rec = tp / (tp + fn);
+    f1 = 2 prec rec / (prec + rec); roc_auc, avg_prec from the scores; log_loss = −mean(y log p +
+    (1−y) log(1−p)) with p clipped to [1e−15, 1 − 1e−15]; brier = mean((p − y)²).
+    Undefined values (e.g. ROC AUC with one class) are None.
+    """
+    from sklearn import metrics as m
+
+    pred = (score >= threshold).astype(np.int64)
+    tn, fp, fn, tp = (int(v) for v in m.confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    both = len(np.unique(y)) == 2
+    p = np.clip(score, 1e-15, 1 - 1e-15)
+    return {
+        "n": int(len(y)),
+        "threshold": threshold,
+        "acc": _r(m.accuracy_score(y, pred)),
+        "bal_acc": _r(m.balanced_accuracy_score(y, pred)) if both else None,
+        "prec": _r(tp / (tp + fp)) if tp + fp else None,
+        "rec": _r(tp / (tp + fn)) if tp + fn else None,
+        "f1": _r(m.f1_score(y, pred, zero_division=np.nan)),
+        "roc_auc": _r(m.roc_auc_score(y, score)) if both else None,
+        "avg_prec": _r(m.average_precision_score(y, score)) if both else None,
+        "log_loss": _r(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))),
+        "brier": _r(m.brier_score_loss(y, score)),
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+    }
+
+
+def bootstrap_performance(y: np.ndarray, score: np.ndarray, threshold: float, *, n_boot: int,
+                          seed: int, alpha: float) -> dict:
+    """Percentile bootstrap intervals for acc, bal_acc, f1 and roc_auc (rows resampled)."""
+    from sklearn import metrics as m
+
+    names = ("acc", "bal_acc", "f1", "roc_auc")
+    if n_boot == 0:
+        return {k: {"low": None, "high": None} for k in names}
+    rng = np.random.default_rng(seed)
+    pred = (score >= threshold).astype(np.int64)
+    draws: dict[str, list[float]] = {k: [] for k in names}
+    n = len(y)
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        yy, pp, ss = y[idx], pred[idx], score[idx]
+        draws["acc"].append(float(np.mean(yy == pp)))
+        if 0 < yy.sum() < n:
+            draws["bal_acc"].append(m.balanced_accuracy_score(yy, pp))
+            draws["roc_auc"].append(m.roc_auc_score(yy, ss))
+        draws["f1"].append(m.f1_score(yy, pp, zero_division=0.0))
+    out = {}
+    for k, v in draws.items():
+        if len(v) < n_boot / 2:
+            out[k] = {"low": None, "high": None}
+        else:
+            lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
+            out[k] = {"low": _r(lo), "high": _r(hi)}
+    return out
+
+
+def roc_points(y: np.ndarray, score: np.ndarray) -> list[dict]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, score, drop_intermediate=True)
+    return [{"fpr": _r(a), "tpr": _r(b)} for a, b in zip(fpr, tpr, strict=True)]
+
+
+def pr_points(y: np.ndarray, score: np.ndarray) -> list[dict]:
+    from sklearn.metrics import precision_recall_curve
+
+    prec, rec, _ = precision_recall_curve(y, score, drop_intermediate=True)
+    return [{"recall": _r(r), "precision": _r(p)} for p, r in zip(prec, rec, strict=True)]
+
+
+def calibration_points(y: np.ndarray, score: np.ndarray, bins: int) -> list[dict]:
+    """Reliability diagram: mean score vs observed positive rate in equal-width score bins."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(score, edges[1:-1], right=False), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            out.append({"bin": b, "mean_predicted": _r(score[mask].mean()),
+                        "fraction_positive": _r(y[mask].mean()), "count": int(mask.sum())})
+    return out

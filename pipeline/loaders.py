@@ -1,0 +1,86 @@
+"""Where a server gets its model: one small interface, several sources.
+
+    source = build_source({"_target_": "pipeline.loaders.LocalFileSource", "path": "..."})
+    version = source.resolve()   # cheap: which version is current now (polled on a TTL)
+    loaded = source.load()       # expensive: the model itself, with its version and metadata
+
+A further source (a SageMaker endpoint, a plain HTTP model server, …) is any class with these
+two methods, named by `_target_` in config; callers never change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # GovernedModel, or anything with input_columns / score(X)
+    name: str
+    version: str
+    uri: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ModelSource(Protocol):
+    def resolve(self) -> str:
+        """The version that `load` would return now; raises if the source is unreachable."""
+
+    def load(self) -> LoadedModel:
+        """Load the current version."""
+
+
+class LocalFileSource:
+    """A model artefact on disk (e.g. `artifacts/model.pkl`); its version is its sha256 prefix."""
+
+    def __init__(self, path: str, name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = name or self.path.stem
+
+    def resolve(self) -> str:
+        from pipeline.model import sha256
+
+        if not self.path.is_file():
+            raise FileNotFoundError(f"model file {self.path} not found")
+        return sha256(self.path)[:12]
+
+    def load(self) -> LoadedModel:
+        from pipeline.model import load, sha256
+
+        digest = sha256(self.path)
+        model = load(self.path, expected_sha256=digest)
+        return LoadedModel(model=model, name=self.name, version=digest[:12],
+                           uri=f"file://{self.path.resolve()}",
+                           metadata={"model_sha256": digest})
+
+
+def import_target(target: str) -> Any:
+    module, _, attr = target.rpartition(".")
+    if not module:
+        raise ConfigError(f"_target_: '{target}' is not a dotted path like 'package.module.Class'")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"_target_: cannot import '{target}' ({e})") from None
+
+
+def build_source(cfg: Mapping[str, Any]) -> ModelSource:
+    """Instantiate `cfg["_target_"]` with the other keys as keyword arguments."""
+    kwargs = dict(cfg)
+    target = kwargs.pop("_target_", None)
+    if not target:
+        raise ConfigError("model source: `_target_` is required (a class path)")
+    try:
+        source = import_target(target)(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"model source {target}: bad arguments ({e})") from None
+    if not isinstance(source, ModelSource):
+        raise ConfigError(f"model source {target}: needs `resolve()` and `load()` methods")
+    return source

@@ -1,0 +1,129 @@
+"""metrics: performance and fairness of the trained model on the validation and test splits.
+
+    dvc repro metrics
+    python -m pipeline.metrics metrics.threshold=0.4
+
+Writes DVC metrics with short keys (`metrics/performance.json`, `metrics/fairness.json`) for
+`dvc exp show` / `dvc metrics diff`, the full fairness report with per-group tables and
+bootstrap intervals (`reports/fairness.json`), and DVC plot data (`plots/`).
+
+Fairness sign convention: differences are max − min over eligible groups (≥ 0, 0 = parity);
+`dir` (disparate impact ratio) is min ÷ max selection rate (1 = parity). Groups below
+`metrics.min_count` rows or `metrics.min_share` of the split are reported but excluded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.paths import (
+    EVAL_SPLITS,
+    FAIRNESS,
+    FAIRNESS_REPORT,
+    MODEL,
+    PERFORMANCE,
+    PLOTS,
+    SPLIT,
+)
+from pipeline.stage import Context, main
+
+log = logging.getLogger("pipeline.metrics")
+
+OUTS = (PERFORMANCE, FAIRNESS, FAIRNESS_REPORT, *PLOTS.values())
+PARAMS = ("data", "metrics", "seed")
+
+SHORT = {
+    "statistical_parity_difference": "spd",
+    "disparate_impact_ratio": "dir",
+    "equal_opportunity_difference": "eod",
+    "equalized_odds_difference": "eqodds",
+}
+
+
+def _load_split(ctx: Context, name: str, needed: list[str]):
+    import pandas as pd
+
+    from pipeline.errors import DataError
+
+    path = ctx.input(SPLIT[name])
+    if not path.exists():
+        raise DataError(f"{path}: not found; run the split stage first")
+    df = pd.read_parquet(path)
+    absent = [c for c in needed if c not in df.columns]
+    if absent:
+        raise DataError(f"{path}: column(s) {absent} missing (sensitive attribute or model "
+                        "input); rerun ingest and split for this dataset")
+    return df
+
+
+def summary(report: dict) -> dict:
+    """The few numbers per breakdown that fit in a `dvc exp show` table."""
+    out = {}
+    for key, b in report["breakdowns"].items():
+        out[key] = {SHORT.get(k, k): v["value"] for k, v in b["metrics"].items()}
+    return out
+
+
+def run(ctx: Context) -> None:
+    import numpy as np
+
+    from pipeline import evaluation
+    from pipeline.errors import DataError
+    from pipeline.fairness.report import fairness_report
+    from pipeline.model import load
+
+    spec, cfg = ctx.params.data, ctx.params.metrics
+    model_path = ctx.input(MODEL)
+    if not model_path.exists():
+        raise DataError(f"{model_path}: not found; run the train stage first")
+    model = load(model_path)
+    attributes = list(spec.sensitive)
+    crossings = cfg.crossings(attributes)
+    needed = [*model.input_columns, spec.target.column, *attributes]
+
+    perf, fair, full = {}, {}, {}
+    for split in EVAL_SPLITS:
+        df = _load_split(ctx, split, needed)
+        y = (df[spec.target.column] == spec.target.positive).to_numpy(dtype=np.int64)
+        score = model.score(df)
+        pred = (score >= cfg.threshold).astype(np.int64)
+        perf[split] = evaluation.performance(y, score, cfg.threshold)
+        perf[split]["ci"] = evaluation.bootstrap_performance(
+            y, score, cfg.threshold, n_boot=cfg.n_boot, seed=ctx.params.seed, alpha=cfg.alpha)
+        report = fairness_report(
+            y, pred, df[attributes], attributes, intersections=crossings, n_boot=cfg.n_boot,
+            seed=ctx.params.seed, alpha=cfg.alpha, min_count=cfg.min_count,
+            min_share=cfg.min_share, extra_metrics=cfg.extra_fairness_metrics,
+        )
+        full[split] = report
+        fair[split] = summary(report)
+        ctx.outputs.write_json(PLOTS[f"roc_{split}"], evaluation.roc_points(y, score))
+        ctx.outputs.write_json(PLOTS[f"pr_{split}"], evaluation.pr_points(y, score))
+        ctx.outputs.write_json(PLOTS[f"calibration_{split}"],
+                               evaluation.calibration_points(y, score, cfg.calibration_bins))
+        if split == "test":
+            labels = {1: spec.target.positive, 0: model.negative_label}
+            ctx.outputs.write_json(PLOTS["confusion"], [
+                {"actual": labels[int(a)], "predicted": labels[int(p)]}
+                for a, p in zip(y, pred, strict=True)
+            ])
+            ctx.outputs.write_json(PLOTS["selection_rate"], [
+                {"group": f"{key}={g['group']}", "selection_rate": g["selection_rate"]}
+                for key, b in report["breakdowns"].items() for g in b["groups"]
+                if g["selection_rate"] is not None
+            ])
+    ctx.outputs.write_json(PERFORMANCE, {s: {k: v for k, v in p.items() if k != "ci"}
+                                         for s, p in perf.items()})
+    ctx.outputs.write_json(FAIRNESS, fair)
+    ctx.outputs.write_json(FAIRNESS_REPORT, {
+        "dataset": spec.name, "model": model.model_name, "mitigation": model.mitigation,
+        "threshold": cfg.threshold, "positive_label": spec.target.positive,
+        "performance_ci": {s: p["ci"] for s, p in perf.items()}, "splits": full,
+    })
+    t = perf["test"]
+    log.info("test: acc %.4f, roc_auc %s; %s", t["acc"], t["roc_auc"], ", ".join(
+        f"{k} dir {v.get('dir')}" for k, v in fair["test"].items()))
+
+
+if __name__ == "__main__":
+    main("metrics", PARAMS, OUTS, run)

@@ -1,0 +1,97 @@
+"""The trained artefact: one object the metrics stage, the registry and the server all call.
+
+`GovernedModel` wraps a fitted scikit-learn Pipeline (preprocessing + estimator), or a fairlearn
+mitigator around one, behind a small, stable surface:
+
+    model.input_columns                 # features, then sensitive inputs (if the mitigator needs them)
+    model.score(X) -> P(positive)       # deterministic, shape (n,)
+    model.predict_proba(X) -> (n, 2)    # columns [negative, positive]
+    model.predict(X, threshold=0.5)     # 0/1 labels; 1 is `positive_label`
+
+Mitigators' own `predict` is randomised; `score` uses their expected positive rate (fairlearn's
+`_pmf_predict`) instead, so the same input always gets the same answer.
+
+Saved with pickle (protocol 5): it is the MLflow sklearn flavour's own format, so the registry
+logs this object as it is and `mlflow.sklearn.load_model` gives it back. Pickle runs code on load,
+so only a file whose sha256 matches the governance report and the registry tag is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PICKLE_PROTOCOL = 5
+
+
+class GovernedModel:
+    def __init__(self, *, fitted: Any, kind: str, features: list[str],
+                 sensitive_inputs: list[str], positive_label: str, negative_label: str,
+                 model_name: str, mitigation: str, dataset: str,
+                 categories: dict[str, list[str]]) -> None:
+        self.fitted = fitted
+        self.kind = kind  # "plain" | "reduction" | "postprocessing"
+        self.features = list(features)
+        self.sensitive_inputs = list(sensitive_inputs)
+        self.positive_label = positive_label
+        self.negative_label = negative_label
+        self.model_name = model_name
+        self.mitigation = mitigation
+        self.dataset = dataset
+        self.categories = categories  # allowed values of categorical inputs
+        self.classes_ = np.array([0, 1])
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [*self.features, *[c for c in self.sensitive_inputs if c not in self.features]]
+
+    def _check(self, X: pd.DataFrame) -> None:
+        missing = [c for c in self.input_columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"input is missing column(s) {missing}")
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        """P(positive label) for each row."""
+        self._check(X)
+        if self.kind == "plain":
+            return self.fitted.predict_proba(X[self.features])[:, 1]
+        if self.kind == "reduction":
+            return self.fitted._pmf_predict(X[self.features])[:, 1]
+        sens = X[self.sensitive_inputs[0]].astype(str)
+        return self.fitted._pmf_predict(X[self.features], sensitive_features=sens)[:, 1]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.score(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+        return (self.score(X) >= threshold).astype(np.int64)
+
+
+def save(model: GovernedModel, path: Path) -> None:
+    with path.open("wb") as fh:
+        pickle.dump(model, fh, protocol=PICKLE_PROTOCOL)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load(path: Path, expected_sha256: str | None = None) -> GovernedModel:
+    """Load a model artefact, refusing one whose hash differs from the expected one."""
+    if expected_sha256 is not None and sha256(path) != expected_sha256:
+        raise ValueError(f"{path}: sha256 differs from the expected {expected_sha256[:12]}…")
+    with path.open("rb") as fh:
+        model = pickle.load(fh)  # noqa: S301 - see module docstring
+    if not isinstance(model, GovernedModel):
+        raise ValueError(f"{path}: not a GovernedModel artefact ({type(model).__name__})")
+    return model
