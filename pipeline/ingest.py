@@ -7,15 +7,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
+from pipeline.errors import ConfigError
 from pipeline.paths import INGEST_REPORT, INGESTED
 from pipeline.stage import Context, main
 
 log = logging.getLogger("pipeline.ingest")
 
 OUTS = (INGESTED, INGEST_REPORT)
-PARAMS = ("data",)
+PARAMS = ("data", "privacy")
 
 
 def _pii_policies(spec) -> dict[str, str]:
@@ -27,10 +29,15 @@ def run(ctx: Context) -> None:
 
     spec = ctx.params.data
     policies = _pii_policies(spec)
-    if "hash" in policies.values():
-        from pipeline.privacy.columns import require_salt
+    from pipeline.privacy.columns import SALT_ENV_VAR as SALT_ENV
 
-        require_salt([c for c, p in policies.items() if p == "hash"])  # before any work
+    hashed = [c for c, p in policies.items() if p == "hash"]
+    if hashed and not os.environ.get(SALT_ENV):  # before any work
+        raise ConfigError(
+            f"data.columns.{hashed[0]}.pii: policy 'hash' needs a secret salt in the environment "
+            f"variable {SALT_ENV} (never in config or the repo); e.g. export {SALT_ENV}=$(python "
+            "-c 'import secrets; print(secrets.token_hex(32))')"
+        )
 
     raw, files = rawdata.read(spec, Path.cwd())  # raw data always comes from the repo
     log.info("read %d rows from %d file(s) of dataset '%s'", len(raw), len(files), spec.name)
@@ -38,13 +45,17 @@ def run(ctx: Context) -> None:
     frame = rows.check(parsed, raw, spec)
     frame = sensitive.derive(frame, spec)
     if policies:
-        from pipeline.privacy.columns import apply_column_policy
+        from pipeline.privacy.columns import apply_column_policies
 
-        for name, policy in policies.items():
-            if policy == "drop":
-                frame = frame.drop(columns=name)
-            else:
-                frame[name] = apply_column_policy(frame[name], policy, name)
+        frame = apply_column_policies(frame, policies)
+    free_text = [c for c, col in spec.columns.items() if col.type == "string" and c in frame]
+    if free_text:
+        # Free text may hold personal data nobody declared: redact what the detectors find.
+        from pipeline.privacy import Scrubber
+
+        scrubber = Scrubber.from_config(ctx.params.privacy)
+        for c in free_text:
+            frame[c] = frame[c].map(lambda v: v if v is None or v != v else scrubber.scrub(v))
 
     frame.to_parquet(ctx.outputs.path(INGESTED), index=False)
     dropped = parsed.rows_in - len(frame)

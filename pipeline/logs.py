@@ -1,7 +1,7 @@
 """One logging setup for every stage (and the server).
 
-Every record passes the filters in `_FILTERS` on every handler, so a message cannot reach a
-stream or file without them. The privacy package adds its PII-scrubbing filter here.
+Every record passes the PII-scrubbing filter (pipeline.privacy) and any filter in `_FILTERS` on
+every handler, so a message cannot reach a stream or file without them.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ def setup(level: int = logging.INFO, logfile: Path | None = None) -> None:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         root.addHandler(_handler(logging.FileHandler(logfile, encoding="utf-8")))
     root.setLevel(level)
+    from pipeline.privacy import install_log_scrubbing
+
+    install_log_scrubbing()  # after the handlers exist: it attaches to each of them
     # Third-party chatter that would drown the stage's own messages.
     for noisy in ("matplotlib", "PIL", "numexpr", "urllib3", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -3,7 +3,7 @@
 `GovernedModel` wraps a fitted scikit-learn Pipeline (preprocessing + estimator), or a fairlearn
 mitigator around one, behind a small, stable surface:
 
-    model.input_columns                 # features, then sensitive inputs (if the mitigator needs them)
+    model.input_columns                 # features, then sensitive inputs a mitigator needs
     model.score(X) -> P(positive)       # deterministic, shape (n,)
     model.predict_proba(X) -> (n, 2)    # columns [negative, positive]
     model.predict(X, threshold=0.5)     # 0/1 labels; 1 is `positive_label`

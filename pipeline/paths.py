@@ -22,3 +22,15 @@ PLOTS = {
     "confusion": "plots/confusion_test.json",
     "selection_rate": "plots/selection_rate_test.json",
 }
+
+GOVERNANCE_REPORT = "reports/governance.json"
+GOVERNANCE_METRICS = "metrics/governance.json"
+MODEL_CARD_MD = "reports/model_card.md"
+MODEL_CARD_HTML = "reports/model_card.html"
+
+# Everything the register stage uploads to MLflow besides the model. The governance stage scans
+# exactly these (and its own outputs) for personal data before they can reach the registry.
+UPLOADED_REPORTS = (
+    INGEST_REPORT, SPLIT_REPORT, TRAIN_REPORT, FAIRNESS_REPORT, PERFORMANCE, FAIRNESS,
+    *PLOTS.values(),
+)

@@ -57,14 +57,18 @@ def _stages() -> dict:
 
 
 def _pipeline_imports(path: Path) -> set[str]:
-    """Modules of this repo a file imports, anywhere in it (lazy imports included)."""
+    """Modules of this repo a file imports, anywhere in it (lazy and relative imports too)."""
     names = set()
+    package = list(path.relative_to(ROOT).parts[:-1])  # the package the file belongs to
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            if module:
+                names.add(module)
+                names |= {f"{module}.{a.name}" for a in node.names}
     return {n for n in names if n.split(".")[0] in ("pipeline", "serve")}
 
 

@@ -6,9 +6,11 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
 from pipeline.config.dataset import DatasetSpec
+from pipeline.config.governance import GovernanceSpec
 from pipeline.config.model import MetricsSpec, MitigationSpec, ModelSpec
 from pipeline.config.serve import ServeSpec
 from pipeline.config.split import SplitSpec
+from pipeline.privacy.config import PrivacyConfig
 
 
 class Config(Section):
@@ -18,6 +20,8 @@ class Config(Section):
     model: ModelSpec
     mitigation: MitigationSpec
     metrics: MetricsSpec
+    governance: GovernanceSpec
+    privacy: PrivacyConfig
     serve: ServeSpec
 
     @model_validator(mode="after")
@@ -42,4 +46,29 @@ class Config(Section):
                     f"metrics.intersections.{i}: {combo} must name 2+ distinct sensitive "
                     f"attributes (expected from: {known})"
                 )
+        self._gates_name_produced_metrics()
         return self
+
+    def _gates_name_produced_metrics(self) -> None:
+        """A gate on a metric or attribute the metrics stage does not produce is an error."""
+        from pipeline.fairness.names import BUILTIN_METRICS
+
+        attrs = list(self.data.sensitive)
+        keys = attrs + ["*".join(c) for c in self.metrics.crossings(attrs)]
+        extra = [m.get("name") for m in self.metrics.extra_fairness_metrics]
+        metrics = [*BUILTIN_METRICS, *extra]
+        for i, c in enumerate(self.governance.fairness):
+            if c.metric not in metrics:
+                raise ValueError(
+                    f"governance.fairness.{i}.metric: '{c.metric}' is not produced by the "
+                    f"metrics stage (expected one of: {', '.join(metrics)}; add plug-ins "
+                    "under metrics.extra_fairness_metrics)"
+                )
+            if c.attributes != "all":
+                bad = [a for a in c.attributes if a not in keys]
+                if bad:
+                    raise ValueError(
+                        f"governance.fairness.{i}.attributes: {bad} not produced by the "
+                        f"metrics stage for dataset '{self.data.name}' (expected from: "
+                        f"{', '.join(keys)})"
+                    )

@@ -16,25 +16,40 @@ The positive (favourable) label is always 1: callers encode labels first; any va
 0/1 raises ValueError.
 """
 
-from pipeline.fairness.bootstrap import BootstrapResult, Interval, bootstrap_intervals
-from pipeline.fairness.disparity import (
-    disparate_impact_ratio,
-    equal_opportunity_difference,
-    equalized_odds_difference,
-    impact_ratios,
-    lowest_group,
-    reference_group,
-    statistical_parity_difference,
-)
-from pipeline.fairness.groups import GroupStats, encode_groups, group_stats, intersection
-from pipeline.fairness.registry import (
-    DISPARITY_METRICS,
-    MetricSpecError,
-    evaluate_metric,
-    resolve_metric,
-    resolve_metrics,
-)
-from pipeline.fairness.report import fairness_report
+# Lazy re-exports (PEP 562): config validation imports this package in every stage, and the
+# heavy submodules (pandas, fairlearn) should load only when a name from them is used.
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BootstrapResult": "pipeline.fairness.bootstrap",
+    "Interval": "pipeline.fairness.bootstrap",
+    "bootstrap_intervals": "pipeline.fairness.bootstrap",
+    "disparate_impact_ratio": "pipeline.fairness.disparity",
+    "equal_opportunity_difference": "pipeline.fairness.disparity",
+    "equalized_odds_difference": "pipeline.fairness.disparity",
+    "impact_ratios": "pipeline.fairness.disparity",
+    "lowest_group": "pipeline.fairness.disparity",
+    "reference_group": "pipeline.fairness.disparity",
+    "statistical_parity_difference": "pipeline.fairness.disparity",
+    "GroupStats": "pipeline.fairness.groups",
+    "encode_groups": "pipeline.fairness.groups",
+    "group_stats": "pipeline.fairness.groups",
+    "intersection": "pipeline.fairness.groups",
+    "DISPARITY_METRICS": "pipeline.fairness.registry",
+    "MetricSpecError": "pipeline.fairness.registry",
+    "evaluate_metric": "pipeline.fairness.registry",
+    "resolve_metric": "pipeline.fairness.registry",
+    "resolve_metrics": "pipeline.fairness.registry",
+    "fairness_report": "pipeline.fairness.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DISPARITY_METRICS",

@@ -15,37 +15,54 @@ Modules: ``detectors`` (built-in detectors), ``checksums`` (Luhn, mod-97, SSN ru
 process-wide scrubber with every built-in detector (``default_scrubber()``).
 """
 
-from .checksums import iban_valid, luhn_valid, ssn_valid
-from .columns import (
-    SALT_ENV_VAR,
-    ColumnPolicy,
-    PIISaltMissing,
-    apply_column_policies,
-    apply_column_policy,
-)
-from .config import CustomRule, PrivacyConfig, build_detectors, instantiate_plugin
-from .detectors import (
-    BUILTIN_DETECTORS,
-    CreditCardDetector,
-    CustomRegexDetector,
-    Detector,
-    EmailDetector,
-    IbanDetector,
-    IPv4Detector,
-    IPv6Detector,
-    PhoneDetector,
-    RegexDetector,
-    UsSsnDetector,
-)
-from .findings import FileFinding, FileFindings, Finding, ScanReport
-from .logging_filter import (
-    ScrubbingFilter,
-    default_scrubber,
-    install_log_scrubbing,
-    scrub,
-    scrub_obj,
-)
-from .scrubber import Scrubber, resolve_overlaps
+# Lazy re-exports (PEP 562): config validation imports this package in every stage, and the
+# heavy submodules (pandas, fairlearn) should load only when a name from them is used.
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "iban_valid": "pipeline.privacy.checksums",
+    "luhn_valid": "pipeline.privacy.checksums",
+    "ssn_valid": "pipeline.privacy.checksums",
+    "SALT_ENV_VAR": "pipeline.privacy.columns",
+    "ColumnPolicy": "pipeline.privacy.columns",
+    "PIISaltMissing": "pipeline.privacy.columns",
+    "apply_column_policies": "pipeline.privacy.columns",
+    "apply_column_policy": "pipeline.privacy.columns",
+    "CustomRule": "pipeline.privacy.config",
+    "PrivacyConfig": "pipeline.privacy.config",
+    "build_detectors": "pipeline.privacy.config",
+    "instantiate_plugin": "pipeline.privacy.config",
+    "BUILTIN_DETECTORS": "pipeline.privacy.detectors",
+    "CreditCardDetector": "pipeline.privacy.detectors",
+    "CustomRegexDetector": "pipeline.privacy.detectors",
+    "Detector": "pipeline.privacy.detectors",
+    "EmailDetector": "pipeline.privacy.detectors",
+    "IbanDetector": "pipeline.privacy.detectors",
+    "IPv4Detector": "pipeline.privacy.detectors",
+    "IPv6Detector": "pipeline.privacy.detectors",
+    "PhoneDetector": "pipeline.privacy.detectors",
+    "RegexDetector": "pipeline.privacy.detectors",
+    "UsSsnDetector": "pipeline.privacy.detectors",
+    "FileFinding": "pipeline.privacy.findings",
+    "FileFindings": "pipeline.privacy.findings",
+    "Finding": "pipeline.privacy.findings",
+    "ScanReport": "pipeline.privacy.findings",
+    "ScrubbingFilter": "pipeline.privacy.logging_filter",
+    "default_scrubber": "pipeline.privacy.logging_filter",
+    "install_log_scrubbing": "pipeline.privacy.logging_filter",
+    "scrub": "pipeline.privacy.logging_filter",
+    "scrub_obj": "pipeline.privacy.logging_filter",
+    "Scrubber": "pipeline.privacy.scrubber",
+    "resolve_overlaps": "pipeline.privacy.scrubber",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BUILTIN_DETECTORS",

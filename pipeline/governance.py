@@ -1,0 +1,169 @@
+"""governance: gate the model on fairness, performance and privacy; write the verdict and the
+model card / bias audit.
+
+    dvc repro governance
+    python -m pipeline.governance governance.use_confidence_bound=true
+
+Always writes a verdict (VALIDATED or REJECTED) and exits 0 when its inputs are readable; the
+register stage enforces it. Missing or corrupt inputs are an error: no verdict is written, so
+nothing can be registered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pipeline.paths import (
+    FAIRNESS_REPORT,
+    GOVERNANCE_METRICS,
+    GOVERNANCE_REPORT,
+    INGEST_REPORT,
+    MODEL,
+    MODEL_CARD_HTML,
+    MODEL_CARD_MD,
+    PERFORMANCE,
+    SPLIT_REPORT,
+    TRAIN_REPORT,
+    UPLOADED_REPORTS,
+)
+from pipeline.stage import Context, main
+
+log = logging.getLogger("pipeline.governance")
+
+OUTS = (GOVERNANCE_REPORT, GOVERNANCE_METRICS, MODEL_CARD_MD, MODEL_CARD_HTML)
+PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "seed")
+SCHEMA_VERSION = 1
+
+
+def _read_json(ctx: Context, rel: str) -> dict:
+    from pipeline.errors import DataError
+
+    path = ctx.input(rel)
+    if not path.exists():
+        raise DataError(f"{path}: missing; run the earlier stages first (no verdict written)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: corrupt JSON ({e}); no verdict written") from None
+
+
+def _text_findings(scrubber, name: str, text: str) -> list[dict]:
+    """Findings in generated text, as (file, entity, line, column) — never the value."""
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    import bisect
+
+    out = []
+    for f in scrubber.scan(text):
+        line = bisect.bisect_right(starts, f.start)
+        out.append({"path": name, "entity": f.entity, "line": line,
+                    "column": f.start - starts[line - 1] + 1})
+    return out
+
+
+def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
+    from pipeline.errors import DataError
+
+    details, skipped = [], {}
+    for rel in UPLOADED_REPORTS:
+        path = ctx.input(rel)
+        if not path.exists():
+            raise DataError(f"{path}: missing; it would be uploaded, so it must be scanned")
+        found = scrubber.scan_file(path)
+        details += [{"path": rel, "entity": f.entity, "line": f.line, "column": f.column}
+                    for f in found]
+        if getattr(found, "skipped", False):
+            skipped[rel] = found.skipped_reason
+    for name, text in generated.items():
+        details += _text_findings(scrubber, name, text)
+    details.sort(key=lambda d: (d["path"], d["line"], d["column"], d["entity"]))
+    return {"files_scanned": len(UPLOADED_REPORTS) + len(generated),
+            "entities": scrubber.entities, "findings": len(details), "details": details,
+            "skipped": skipped}
+
+
+def run(ctx: Context) -> None:
+    from pipeline import gates, lineage, model_card
+    from pipeline.atomic import dumps
+    from pipeline.errors import DataError
+    from pipeline.privacy import Scrubber
+
+    p = ctx.params
+    spec, gov_cfg = p.data, p.governance
+    root = Path.cwd()
+    model_path = ctx.input(MODEL)
+    if not model_path.exists():
+        raise DataError(f"{model_path}: missing; run the train stage first (no verdict written)")
+    performance = _read_json(ctx, PERFORMANCE)
+    fairness = _read_json(ctx, FAIRNESS_REPORT)
+    try:
+        split_fair = fairness["splits"][gov_cfg.split]
+        split_perf = performance[gov_cfg.split]
+        perf_ci = fairness["performance_ci"][gov_cfg.split]
+        results = gates.evaluate(gov_cfg, split_fair, split_perf, perf_ci)
+    except (KeyError, TypeError) as e:
+        raise DataError(f"metrics files lack expected entry {e}; rerun the metrics stage "
+                        "(no verdict written)") from None
+
+    sections = {k: getattr(p, k).model_dump(mode="json") for k in PARAMS if k != "seed"}
+    sections["seed"] = p.seed
+    identity = {
+        "model": fairness.get("model"), "mitigation": fairness.get("mitigation"),
+        "dataset": spec.name, **lineage.git_state(root),
+        "data_hash": lineage.data_hash(root, spec.source.dir, spec.source.files), "params_hash": lineage.params_hash(sections),
+        "model_sha256": lineage.file_sha256(model_path),
+    }
+    judged = {rel: lineage.file_sha256(ctx.input(rel)) for rel in (PERFORMANCE, FAIRNESS_REPORT)}
+    scrubber = Scrubber.from_config(p.privacy)
+
+    def report(verdict, reasons, scan):
+        return {
+            "schema_version": SCHEMA_VERSION, "verdict": verdict, "reasons": reasons,
+            "enforcement": gov_cfg.enforcement,
+            "hard_blocks": [g.id for g in results if g.hard and not g.passed],
+            "warnings": [g.reason for g in results if g.advisory and not g.passed],
+            "split": gov_cfg.split, "use_confidence_bound": gov_cfg.use_confidence_bound,
+            "identity": identity, "judged_sha256": judged,
+            "gates": [g.as_dict() for g in results], "privacy_scan": scan,
+        }
+
+    card_ctx = {
+        "spec": spec, "card": gov_cfg.model_card, "threshold": p.metrics.threshold,
+        "ingest": _read_json(ctx, INGEST_REPORT), "split": _read_json(ctx, SPLIT_REPORT),
+        "train": _read_json(ctx, TRAIN_REPORT), "performance": performance,
+        "performance_ci": fairness["performance_ci"], "fairness": split_fair,
+        "split_name": gov_cfg.split,
+    }
+    # Scan what will be uploaded, including this stage's own documents (rendered once with a
+    # provisional verdict so their text is scanned before anything is written).
+    verdict, reasons = gates.verdict(results, 0)
+    draft = report(verdict, reasons, {"files_scanned": 0, "entities": scrubber.entities,
+                                      "findings": 0, "details": [], "skipped": {}})
+    md, html = model_card.build({**card_ctx, "governance": draft})
+    scan = _scan(ctx, scrubber, {GOVERNANCE_REPORT: dumps(draft), MODEL_CARD_MD: md,
+                                 MODEL_CARD_HTML: html, "params": dumps(sections)})
+    verdict, reasons = gates.verdict(results, scan["findings"])
+    final = report(verdict, reasons, scan)
+    md, html = model_card.build({**card_ctx, "governance": final})
+
+    ctx.outputs.write_json(GOVERNANCE_REPORT, final)
+    ctx.outputs.path(MODEL_CARD_MD).write_text(md, encoding="utf-8")
+    ctx.outputs.path(MODEL_CARD_HTML).write_text(html, encoding="utf-8")
+    headline = {g.id.replace("fairness:", "").replace("performance:", ""): g.value
+                for g in results}
+    ctx.outputs.write_json(GOVERNANCE_METRICS, {
+        "verdict": verdict, "validated": int(verdict == "VALIDATED"),
+        "failed": sum(not g.passed and not g.advisory for g in results),
+        "warnings": sum(not g.passed and g.advisory for g in results),
+        "pii_findings": scan["findings"], "gates": headline,
+    })
+    if verdict == "VALIDATED":
+        log.info("VALIDATED (%d gates, %d advisory warnings)", len(results),
+                 len(final["warnings"]))
+    else:
+        log.warning("REJECTED: %s", "; ".join(reasons))
+
+
+if __name__ == "__main__":
+    main("governance", PARAMS, OUTS, run)

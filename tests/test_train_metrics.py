@@ -1,0 +1,132 @@
+"""train and metrics entry points: bad input refused before fitting, sweeps kept apart."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.evaluation import calibration_points, performance
+from tests.conftest import ROOT, composed, stage
+
+
+def _params_run(tmp_path, name, mutate):
+    raw = composed()
+    mutate(raw)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return stage(tmp_path, name, "--dvc")
+
+
+@pytest.mark.parametrize(
+    ("stage_name", "mutate", "needles"),
+    [
+        pytest.param("train", lambda r: r["model"].update(name="xgb"),
+                     ["model", "'xgb'", "'logreg', 'hgb', 'rf'"], id="unknown-model"),
+        pytest.param("train", lambda r: r.update(model={**composed("model=logreg")["model"],
+                                                          "C": -1.0}),
+                     ["model.logreg.C: got -1.0", "greater than 0"], id="negative-C"),
+        pytest.param("train", lambda r: r["model"].update(max_iter="many"),
+                     ["model.hgb.max_iter: got 'many'", "integer"], id="wrong-type"),
+        pytest.param("train", lambda r: r["mitigation"].update(constraint="equal_vibes"),
+                     ["mitigation.threshold_optimizer.constraint: got 'equal_vibes'"],
+                     id="unknown-constraint"),
+        pytest.param("train", lambda r: r["mitigation"].update(attribute="religion"),
+                     ["mitigation.attribute: 'religion' is not a sensitive attribute"],
+                     id="mitigation-attribute"),
+        pytest.param("metrics", lambda r: r["metrics"].update(threshold=1.5),
+                     ["metrics.threshold: got 1.5", "less than or equal to 1"],
+                     id="threshold-out-of-range"),
+        pytest.param("metrics", lambda r: r["metrics"].update(intersections=[["sex", "age"]]),
+                     ["metrics.intersections.0", "['sex', 'age']"], id="bad-intersection"),
+    ],
+)
+def test_bad_config_is_refused_before_any_work(tmp_path, stage_name, mutate, needles):
+    proc = _params_run(tmp_path, stage_name, mutate)
+    assert proc.returncode == 2, proc.stderr
+    for n in needles:
+        assert n in proc.stderr, f"{n!r} not in {proc.stderr}"
+    assert "fitted" not in proc.stderr and not (tmp_path / "artifacts").exists()
+
+
+def test_unknown_model_group_option_is_a_hydra_error(tmp_path):
+    proc = stage(ROOT, "train", "model=xgb", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert "model/xgb" in proc.stderr and "logreg" in proc.stderr  # Hydra lists the options
+
+
+def test_sensitive_attribute_missing_from_split_files(tmp_path, pulled_data):
+    import pandas as pd
+
+    out = tmp_path / "in" / "artifacts" / "split"
+    out.mkdir(parents=True)
+    df = pd.read_parquet(ROOT / "artifacts" / "split" / "train.parquet").head(500)
+    df.drop(columns=["sex"]).to_parquet(out / "train.parquet")
+    proc = stage(ROOT, "train", f"+inputs={tmp_path / 'in'}", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2
+    assert "['sex'] missing" in proc.stderr and "fitted" not in proc.stderr
+
+
+def test_performance_matches_hand_computed_values():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.1, 0.3, 0.4])
+    p = performance(y, s, threshold=0.5)
+    # predictions: 1 1 0 1 0 0 0 0 → tp 2, fn 1, fp 1, tn 4
+    assert p["confusion"] == {"tn": 4, "fp": 1, "fn": 1, "tp": 2}
+    assert p["acc"] == 0.75
+    assert p["prec"] == pytest.approx(2 / 3, abs=1e-6)
+    assert p["rec"] == pytest.approx(2 / 3, abs=1e-6)
+    assert p["bal_acc"] == pytest.approx((2 / 3 + 4 / 5) / 2, abs=1e-6)
+    # AUC: of 15 positive/negative pairs, positives outrank negatives in 12.5 (0.2 vs 0.1 ×2 → 2,
+    # 0.9 → 5, 0.6 → 4 and 0.7 > 0.6 …) computed: pairs won / 15
+    wins = sum((a > b) + 0.5 * (a == b) for a in s[y == 1] for b in s[y == 0])
+    assert p["roc_auc"] == pytest.approx(wins / 15, abs=1e-6)
+    assert p["brier"] == pytest.approx(np.mean((s - y) ** 2), abs=1e-6)
+    one_class = performance(np.zeros(4, dtype=int), np.array([0.1, 0.2, 0.3, 0.9]), 0.5)
+    assert one_class["roc_auc"] is None and one_class["rec"] is None
+
+
+def test_calibration_bins():
+    y = np.array([0, 1, 1, 1])
+    s = np.array([0.05, 0.15, 0.95, 1.0])
+    pts = calibration_points(y, s, bins=10)
+    assert [p["bin"] for p in pts] == [0, 1, 9]
+    assert pts[-1] == {"bin": 9, "mean_predicted": 0.975, "fraction_positive": 1.0, "count": 2}
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_multirun_with_joblib_launcher_keeps_runs_apart(tmp_path, pulled_data):
+    tracked = ROOT / "artifacts" / "model.pkl"
+    before = _sha(tracked) if tracked.exists() else None
+    sweep = tmp_path / "sweep"
+    proc = stage(ROOT, "train", "-m", "model=logreg", "mitigation=none", "seed=1,2",
+                 "hydra/launcher=parallel", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr
+    reports = [json.loads((sweep / str(i) / "reports" / "train.json").read_text()) for i in (0, 1)]
+    assert {r["seed"] for r in reports} == {1, 2}
+    assert (sweep / "0" / "artifacts" / "model.pkl").exists()
+    assert (sweep / "1" / "artifacts" / "model.pkl").exists()
+    after = _sha(tracked) if tracked.exists() else None
+    assert before == after, "a sweep must not touch DVC-tracked outputs"
+
+
+def test_threshold_optimizer_model_needs_the_sensitive_input(tmp_path, pulled_data):
+    from pipeline.model import load
+
+    proc = stage(ROOT, "train", "model=logreg", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    model = load(tmp_path / "artifacts" / "model.pkl")
+    assert model.sensitive_inputs == ["sex"] and model.input_columns[-1] == "sex"
+    import pandas as pd
+
+    df = pd.read_parquet(ROOT / "artifacts" / "split" / "test.parquet").head(50)
+    a = model.score(df)
+    assert a.shape == (50,) and ((a >= 0) & (a <= 1)).all()
+    np.testing.assert_array_equal(a, model.score(df.copy()))  # deterministic, not randomised
+    with pytest.raises(ValueError, match="sex"):
+        model.score(df.drop(columns=["sex"]))
