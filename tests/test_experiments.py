@@ -18,7 +18,11 @@ OUTPUTS = [
     "artifacts/split/train.parquet", "artifacts/split/test.parquet", "artifacts/model.pkl",
     "metrics/performance.json", "metrics/fairness.json", "reports/fairness.json",
     "reports/train.json", "plots/roc_test.json", "plots/selection_rate_test.json",
+    "metrics/governance.json",
 ]
+# reports/governance.json and the model card record the git commit, which differs between the
+# two test clones by construction (each is committed anew), so they are compared without it.
+IDENTITY_FREE = ["reports/governance.json", "reports/model_card.md"]
 
 
 def _digests(repo: Path) -> dict[str, str]:
@@ -28,7 +32,7 @@ def _digests(repo: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory, pulled_data) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("exp") / "repo")
-    run([DVC, "repro", "metrics"], repo)
+    run([DVC, "repro", "governance"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline results"], repo)
     return repo
@@ -36,10 +40,16 @@ def baseline(tmp_path_factory, pulled_data) -> Path:
 
 def test_same_config_and_seed_give_identical_bytes_in_two_clones(baseline, tmp_path):
     other = copy_repo(tmp_path / "clone2")
-    run([DVC, "repro", "metrics"], other)
+    run([DVC, "repro", "governance"], other)
     a, b = _digests(baseline), _digests(other)
     differ = [p for p in OUTPUTS if a[p] != b[p]]
     assert not differ, f"outputs differ between clones: {differ}"
+    for rel in IDENTITY_FREE:
+        texts = []
+        for repo in (baseline, other):
+            commit = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+            texts.append((repo / rel).read_text().replace(commit, "<commit>"))
+        assert texts[0] == texts[1], f"{rel} differs between clones beyond the commit"
 
 
 def _exp_show(repo: Path) -> list[dict]:
@@ -56,21 +66,29 @@ def _exp_show(repo: Path) -> list[dict]:
     return rows
 
 
-def test_mitigation_none_experiment_is_less_fair(baseline):
+def test_mitigation_none_experiment_is_rejected_naming_sex(baseline):
     mitigated = json.loads((baseline / "metrics" / "fairness.json").read_text())
-    out = run([DVC, "exp", "run", "-S", "mitigation=none", "metrics", "--name", "no-mitigation"],
-              baseline)
+    validated = json.loads((baseline / "reports" / "governance.json").read_text())
+    assert validated["verdict"] == "VALIDATED", validated["reasons"]
+    out = run([DVC, "exp", "run", "-S", "mitigation=none", "governance", "--name",
+               "no-mitigation"], baseline)
     assert "Running stage 'train'" in out.stdout
+    rejected = json.loads((baseline / "reports" / "governance.json").read_text())
+    assert rejected["verdict"] == "REJECTED"
+    [reason] = [r for r in rejected["reasons"] if "disparate_impact_ratio" in r]
+    ratio = rejected["gates"][0]["value"]
+    assert "sex" in reason and f"{ratio:.4g}" in reason and ratio < 0.8
     rows = {r["name"]: r for r in _exp_show(baseline)}
     exp = rows["no-mitigation"]
     assert exp["params"]["mitigation"]["name"] == "none"
     unmitigated = exp["metrics"]["metrics/fairness.json"]["test"]["sex"]["dir"]
     assert unmitigated < 0.8 <= mitigated["test"]["sex"]["dir"]
+    assert exp["metrics"]["metrics/governance.json"]["verdict"] == "REJECTED"
 
 
 def test_queued_sweep_shows_four_experiments(baseline):
     run([DVC, "exp", "run", "--queue", "-S", "model=logreg,hgb", "-S", "seed=1,2",
-         "-S", "metrics.n_boot=20"], baseline)
+         "-S", "metrics.n_boot=20", "metrics"], baseline)
     run([DVC, "queue", "start", "-j", "2"], baseline)
     try:
         deadline = time.monotonic() + 480
