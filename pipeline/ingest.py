@@ -48,7 +48,8 @@ def run(ctx: Context) -> None:
         from pipeline.privacy.columns import apply_column_policies
 
         frame = apply_column_policies(frame, policies)
-    free_text = [c for c, col in spec.columns.items() if col.type == "string" and c in frame]
+    free_text = [c for c, col in spec.columns.items()
+                 if col.type == "string" and col.pii is None and c in frame]
     if free_text:
         # Free text may hold personal data nobody declared: redact what the detectors find.
         from pipeline.privacy import Scrubber
