@@ -24,12 +24,13 @@ def _git(root: Path, *args: str) -> str | None:
                               timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return proc.stdout if proc.returncode == 0 else None
 
 
 def git_state(root: Path) -> dict[str, Any]:
-    commit = _git(root, "rev-parse", "HEAD")
+    commit = (_git(root, "rev-parse", "HEAD") or "").strip()
     status = _git(root, "status", "--porcelain", "--", *CODE_PATHS)
+    # porcelain lines are "XY path": two status columns, a space, the path
     changed = sorted({line[3:] for line in (status or "").splitlines() if line.strip()})
     return {
         "git_commit": commit or "unknown",

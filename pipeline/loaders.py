@@ -84,3 +84,28 @@ def build_source(cfg: Mapping[str, Any]) -> ModelSource:
     if not isinstance(source, ModelSource):
         raise ConfigError(f"model source {target}: needs `resolve()` and `load()` methods")
     return source
+
+
+class MlflowRegistrySource:
+    """`models:/NAME@ALIAS` from an MLflow registry; the version is the alias's target."""
+
+    def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
+                 retries: int = 1, backoff_seconds: float = 0.5,
+                 timeout_seconds: float = 5) -> None:
+        from pipeline.registry import Registry
+
+        self.model_name, self.alias = model_name, alias
+        self.registry = Registry(tracking_uri, retries=retries, backoff=backoff_seconds,
+                                 timeout=timeout_seconds)
+
+    def resolve(self) -> str:
+        return self.registry.champion(self.model_name, self.alias)["version"]
+
+    def load(self) -> LoadedModel:
+        import mlflow.sklearn
+
+        info = self.registry.champion(self.model_name, self.alias)
+        # Load the resolved version, not the alias: the alias may move in between.
+        model = self.registry.call("load the model", mlflow.sklearn.load_model, info["uri"])
+        return LoadedModel(model=model, name=self.model_name, version=str(info["version"]),
+                           uri=info["uri"], metadata=info["tags"])

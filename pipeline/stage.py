@@ -72,6 +72,9 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
     from pipeline.config import validate
 
     cfg = validate(raw)
+    from pipeline.privacy import Scrubber, install_log_scrubbing
+
+    install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
     ctx = Context(ParamsView(cfg, params, name), inputs, outputs, tracked)
     try:

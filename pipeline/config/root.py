@@ -8,6 +8,7 @@ from pipeline.config.base import Section
 from pipeline.config.dataset import DatasetSpec
 from pipeline.config.governance import GovernanceSpec
 from pipeline.config.model import MetricsSpec, MitigationSpec, ModelSpec
+from pipeline.config.registry import RegistrySpec
 from pipeline.config.serve import ServeSpec
 from pipeline.config.split import SplitSpec
 from pipeline.privacy.config import PrivacyConfig
@@ -22,6 +23,7 @@ class Config(Section):
     metrics: MetricsSpec
     governance: GovernanceSpec
     privacy: PrivacyConfig
+    registry: RegistrySpec
     serve: ServeSpec
 
     @model_validator(mode="after")

@@ -1,17 +1,83 @@
-"""Serve section (conf/serve/): the HTTP service's settings. Extended by the serve package."""
+"""Serve section (conf/serve/): the HTTP inference service's settings (see serve/README.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
 
 
+class CacheSpec(Section):
+    """Prediction cache in each HTTP process, keyed by (model version, validated record)."""
+
+    enabled: bool = True
+    size: int = Field(default=100_000, ge=1, description="entries per HTTP process")
+    ttl: float = Field(default=300.0, gt=0, description="seconds a cached answer stays valid")
+
+
+class ReloadSpec(Section):
+    """Model cache: how often each worker asks the source which version is current."""
+
+    interval: float = Field(default=30.0, gt=0, description="seconds between source.resolve()")
+
+
+class AuthSpec(Section):
+    """API-key auth for /predict and /info; /health, /metrics and the docs stay open."""
+
+    enabled: bool = True
+    api_key_env: str = Field(default="GOVPIPE_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="environment variable holding the key")
+    header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]+$")
+    min_length: int = Field(default=16, ge=1, description="refuse to start with a shorter key")
+
+
+class LimitsSpec(Section):
+    request_timeout: float = Field(
+        default=10.0, gt=0,
+        description="seconds a client waits for a model answer before 504 (queued requests "
+                    "older than this are dropped unrun)")
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024, description="bodies above: 413")
+    max_records: int = Field(default=1000, ge=1, description="records per request above: 422")
+    max_inflight: int = Field(
+        default=128, ge=1,
+        description="per HTTP process: requests waiting for a worker before new ones get 503")
+    max_connections: int = Field(
+        default=1024, ge=1, description="per HTTP process: open connections before 503")
+
+
 class ServeSpec(Section):
     name: str
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    # LitServe itself only accepts these three; 127.0.0.1 unless deliberately exposed.
+    host: Literal["127.0.0.1", "0.0.0.0", "::"] = "127.0.0.1"
+    port: int = Field(default=8000, ge=1024, le=65535)
     threshold: float = Field(ge=0, le=1)
     source: dict[str, Any] = Field(description="model source: `_target_` + its arguments")
+    workers_per_device: int = Field(
+        default=2, ge=1, description="inference worker processes (capped at the CPU count)")
+    api_servers: int = Field(default=1, ge=1, description="HTTP processes sharing the port")
+    max_batch_size: int = Field(default=64, ge=1, description="requests per predict call")
+    batch_timeout: float = Field(
+        default=0.0, ge=0,
+        description="seconds a worker waits for more requests after the first of a batch; "
+                    "0 takes what is queued already (no added latency when idle)")
+    cache: CacheSpec = CacheSpec()
+    reload: ReloadSpec = ReloadSpec()
+    auth: AuthSpec = AuthSpec()
+    limits: LimitsSpec = LimitsSpec()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+    shutdown_timeout: float = Field(
+        default=10.0, gt=0, description="seconds in-flight requests get to finish on SIGTERM")
+
+    @model_validator(mode="after")
+    def _batch_fits_timeout(self) -> ServeSpec:
+        if self.batch_timeout >= self.limits.request_timeout:
+            raise ValueError(
+                f"batch_timeout ({self.batch_timeout}) must be less than "
+                f"limits.request_timeout ({self.limits.request_timeout})"
+            )
+        if "_target_" not in self.source:
+            raise ValueError("source: `_target_` is required (a class path)")
+        return self

@@ -1,0 +1,172 @@
+"""A thin wrapper over MLflow tracking and the model registry.
+
+Everything MLflow-specific the pipeline and the server need lives here: resolving the tracking
+URI (relative SQLite paths against the main repo, also from DVC's temporary experiment
+workspaces), bounded retries with backoff, idempotent lookups by model sha256, aliases, and the
+champion's URI/version/tags.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pipeline.errors import ConfigError, PipelineError
+
+log = logging.getLogger("pipeline.registry")
+T = TypeVar("T")
+
+SHA_TAG = "model_sha256"
+# MLflow error codes that are answers, not outages: never retried.
+FINAL_ERRORS = {
+    "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE",
+    "PERMISSION_DENIED", "UNAUTHENTICATED", "BAD_REQUEST", "INVALID_STATE", "NOT_FOUND",
+}
+
+
+class RegistryError(PipelineError):
+    """The registry could not be reached or refused a request (after retries)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # MLflow's error code when the server answered
+
+
+def repo_root() -> Path:
+    """The main repo: DVC sets DVC_ROOT to it even inside queued experiment workspaces."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+
+
+def resolve_uri(uri: str, root: Path | None = None) -> str:
+    """Make `sqlite:///relative.db` absolute against the repo root; leave others as they are."""
+    root = root or repo_root()
+    m = re.fullmatch(r"sqlite:///(?!/)(.+)", uri)
+    if m:
+        return f"sqlite:///{(root / m[1]).resolve()}"
+    if not re.match(r"^(sqlite|https?|file|databricks|postgresql|mysql)[+:a-z]*://", uri):
+        raise ConfigError(
+            f"registry.tracking_uri: '{redact(uri)}' is not a tracking URI (expected "
+            "sqlite:///path.db, http(s)://host:port, …)"
+        )
+    return uri
+
+
+def redact(uri: str) -> str:
+    """Hide credentials embedded in a URI (user:password@host) before it is logged or stored."""
+    return re.sub(r"//[^/@]+@", "//***@", uri)
+
+
+def _configure_http(retries: int, backoff: float, timeout: float) -> None:
+    # MLflow's own HTTP retry loop defaults to 7 retries with exponential backoff (minutes);
+    # bound it by config, before mlflow reads the variables.
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(backoff)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(timeout))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def validate_names(model_name: str, *aliases: str) -> None:
+    """MLflow's own rules for model and alias names, checked before anything is written."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_name
+
+    try:
+        _validate_model_name(model_name)
+    except MlflowException as e:
+        raise ConfigError(f"registry.model_name: '{model_name}' is invalid for MLflow "
+                          f"({e.message})") from None
+    for a in aliases:
+        try:
+            _validate_model_alias_name(a)
+        except MlflowException as e:
+            raise ConfigError(f"registry alias '{a}' is invalid for MLflow ({e.message})") from None
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, *, retries: int = 3, backoff: float = 1.0,
+                 timeout: float = 10.0, root: Path | None = None) -> None:
+        _configure_http(retries, backoff, timeout)
+        self.root = root or repo_root()
+        self.uri = resolve_uri(tracking_uri, self.root)
+        self.retries, self.backoff = retries, backoff
+        from mlflow import MlflowClient
+
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        except Exception as e:  # unknown scheme, bad URI
+            raise ConfigError(f"registry.tracking_uri: cannot use '{redact(self.uri)}' ({e})") \
+                from None
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one registry request with bounded retries; a clear error when they run out."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except MlflowException as e:
+                if e.error_code in FINAL_ERRORS:  # an answer: retrying won't change it
+                    raise RegistryError(f"registry refused to {what}: {e.message}",
+                                        code=e.error_code) from None
+                error: Exception = e
+            except (OSError, ConnectionError) as e:
+                error = e
+            if attempt == self.retries:
+                first = str(error).splitlines()[0][:300] if str(error) else ""
+                raise RegistryError(
+                    f"could not {what} at {redact(self.uri)} after {attempt + 1} attempt(s): "
+                    f"{type(error).__name__}: {first}"
+                ) from None
+            delay = self.backoff * 2**attempt
+            log.warning("registry: %s failed (%s); retrying in %.1f s", what,
+                        type(error).__name__, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        self.call("reach the tracking store", self.client.search_experiments, max_results=1)
+
+    def experiment_id(self, name: str, artifact_location: str | None) -> str:
+        exp = self.call("look up the experiment", self.client.get_experiment_by_name, name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if artifact_location:
+            location = (self.root / artifact_location).resolve().as_uri()
+        return self.call("create the experiment", self.client.create_experiment, name,
+                         artifact_location=location)
+
+    def version_by_sha(self, model_name: str, sha: str):
+        found = self.call("search model versions", self.client.search_model_versions,
+                          f"name='{model_name}' and tags.{SHA_TAG}='{sha}'")
+        return min(found, key=lambda v: int(v.version)) if found else None
+
+    def run_by_sha(self, experiment_id: str, sha: str):
+        runs = self.call("search runs", self.client.search_runs, [experiment_id],
+                         f"tags.{SHA_TAG} = '{sha}'", order_by=["attributes.start_time ASC"])
+        return runs[0] if runs else None
+
+    def alias_version(self, model_name: str, alias: str) -> str | None:
+        try:
+            mv = self.call("resolve an alias", self.client.get_model_version_by_alias,
+                           model_name, alias)
+        except RegistryError as e:
+            if e.code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None  # no such alias (or model) yet
+            raise
+        return mv.version
+
+    def champion(self, model_name: str, alias: str = "champion") -> dict[str, Any]:
+        """The champion's URI, version and tags (RegistryError if there is none)."""
+        mv = self.call(f"resolve {model_name}@{alias}", self.client.get_model_version_by_alias,
+                       model_name, alias)
+        return {"name": model_name, "alias": alias, "version": mv.version,
+                "uri": f"models:/{model_name}/{mv.version}", "run_id": mv.run_id,
+                "tags": dict(mv.tags)}
