@@ -215,11 +215,12 @@ def run(ctx: Context) -> None:
                 ) from None
         _fault("log")
         _ensure_model(reg, cfg.model_name)
+        source, model_id = reg.logged_model(run_id)
         version = reg.call("register the model version", reg.client.create_model_version,
-                           cfg.model_name, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
+                           cfg.model_name, source, run_id=run_id, tags=tags, model_id=model_id)
     _fault("register")
-    for k, v in tags.items():  # idempotent: completes a version whose tagging was cut short
-        if version.tags.get(k) != v:
+    for k, v in tags.items():  # completes a version whose tagging was cut short; an existing
+        if k not in version.tags:  # version keeps the lineage it was registered with
             reg.call("tag the model version", reg.client.set_model_version_tag,
                      cfg.model_name, version.version, k, v)
     alias = cfg.champion_alias if promote else cfg.challenger_alias

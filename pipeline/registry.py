@@ -9,6 +9,7 @@ champion's URI/version/tags.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
@@ -65,7 +66,7 @@ def _configure_http(retries: int, backoff: float, timeout: float) -> None:
     # MLflow's own HTTP retry loop defaults to 7 retries with exponential backoff (minutes);
     # bound it by config, before mlflow reads the variables.
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(backoff)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(math.ceil(backoff))  # int only
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(timeout))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -75,7 +76,11 @@ def _configure_http(retries: int, backoff: float, timeout: float) -> None:
 def validate_names(model_name: str, *aliases: str) -> None:
     """MLflow's own rules for model and alias names, checked before anything is written."""
     from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_name
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+        _validate_model_name,
+    )
 
     try:
         _validate_model_name(model_name)
@@ -85,6 +90,7 @@ def validate_names(model_name: str, *aliases: str) -> None:
     for a in aliases:
         try:
             _validate_model_alias_name(a)
+            _validate_model_alias_name_reserved(a)
         except MlflowException as e:
             raise ConfigError(f"registry alias '{a}' is invalid for MLflow ({e.message})") from None
 
@@ -153,6 +159,14 @@ class Registry:
                          f"tags.{SHA_TAG} = '{sha}'", order_by=["attributes.start_time ASC"])
         return runs[0] if runs else None
 
+    def logged_model(self, run_id: str) -> tuple[str, str | None]:
+        """(source URI, model id) of a run's model: MLflow 3 keeps it as a logged model."""
+        run = self.call("read the run", self.client.get_run, run_id)
+        outputs = getattr(run, "outputs", None)
+        for out in getattr(outputs, "model_outputs", None) or []:
+            return f"models:/{out.model_id}", out.model_id
+        return f"runs:/{run_id}/model", None
+
     def alias_version(self, model_name: str, alias: str) -> str | None:
         try:
             mv = self.call("resolve an alias", self.client.get_model_version_by_alias,
@@ -161,12 +175,12 @@ class Registry:
             if e.code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None  # no such alias (or model) yet
             raise
-        return mv.version
+        return str(mv.version)
 
     def champion(self, model_name: str, alias: str = "champion") -> dict[str, Any]:
         """The champion's URI, version and tags (RegistryError if there is none)."""
         mv = self.call(f"resolve {model_name}@{alias}", self.client.get_model_version_by_alias,
                        model_name, alias)
-        return {"name": model_name, "alias": alias, "version": mv.version,
+        return {"name": model_name, "alias": alias, "version": str(mv.version),
                 "uri": f"models:/{model_name}/{mv.version}", "run_id": mv.run_id,
                 "tags": dict(mv.tags)}

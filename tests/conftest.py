@@ -78,6 +78,16 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def make_fast(repo: Path, n_boot: int = 20) -> Path:
+    """Fewer bootstrap replicates in a repo copy (tests about plumbing, not statistics)."""
+    conf = repo / "conf" / "metrics" / "default.yaml"
+    conf.write_text(conf.read_text().replace("n_boot: 200", f"n_boot: {n_boot}"))
+    run([sys.executable, "-m", "pipeline.compose"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "fast metrics for tests"], repo)
+    return repo
+
+
 @pytest.fixture
 def repo(tmp_path: Path, pulled_data: Path) -> Path:
     return copy_repo(tmp_path / "repo")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, copy_repo, run
+from tests.conftest import VENV_BIN, copy_repo, make_fast, run
 
 DVC = str(VENV_BIN / "dvc")
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def _digests(repo: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory, pulled_data) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("exp") / "repo")
+    repo = make_fast(copy_repo(tmp_path_factory.mktemp("exp") / "repo"))
     run([DVC, "repro", "governance"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline results"], repo)
@@ -40,7 +40,7 @@ def baseline(tmp_path_factory, pulled_data) -> Path:
 
 
 def test_same_config_and_seed_give_identical_bytes_in_two_clones(baseline, tmp_path):
-    other = copy_repo(tmp_path / "clone2")
+    other = make_fast(copy_repo(tmp_path / "clone2"))
     run([DVC, "repro", "governance"], other)
     a, b = _digests(baseline), _digests(other)
     differ = [p for p in OUTPUTS if a[p] != b[p]]
@@ -87,7 +87,7 @@ def test_mitigation_none_experiment_is_rejected_naming_sex(baseline):
 
 def test_queued_sweep_shows_four_experiments(baseline):
     run([DVC, "exp", "run", "--queue", "-S", "model=logreg,hgb", "-S", "seed=1,2",
-         "-S", "metrics.n_boot=20", "metrics"], baseline)
+         "-S", "metrics.n_boot=10", "metrics"], baseline)
     run([DVC, "queue", "start", "-j", "2"], baseline)
     try:
         deadline = time.monotonic() + 480
@@ -102,7 +102,7 @@ def test_queued_sweep_shows_four_experiments(baseline):
     finally:
         run([DVC, "queue", "stop", "--kill"], baseline, check=False)
     rows = [r for r in _exp_show(baseline)
-            if r["params"].get("metrics", {}).get("n_boot") == 20]
+            if r["params"].get("metrics", {}).get("n_boot") == 10]
     combos = {(r["params"]["model"]["name"], r["params"]["seed"]) for r in rows}
     assert combos == {("logreg", 1), ("logreg", 2), ("hgb", 1), ("hgb", 2)}
     for r in rows:

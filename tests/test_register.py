@@ -1,0 +1,222 @@
+"""Register stage with real MLflow: the embedded SQLite store, a real `mlflow server` on
+127.0.0.1, fail-closed refusals, idempotency, crash completion and the loader interface."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import VENV_BIN, copy_repo, make_fast, run, stage
+from tests.mlflow_server import MlflowServer
+
+pytestmark = pytest.mark.slow
+DVC = str(VENV_BIN / "dvc")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, pulled_data) -> Path:
+    repo = make_fast(copy_repo(tmp_path_factory.mktemp("reg") / "repo"))
+    out = run([DVC, "repro"], repo)
+    assert "Running stage 'register'" in out.stdout
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "results"], repo)
+    return repo
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def embedded(repo: Path) -> str:
+    return f"sqlite:///{repo / 'mlflow.db'}"
+
+
+def versions(c, name="govpipe-adult"):
+    return sorted(int(v.version) for v in c.search_model_versions(f"name='{name}'"))
+
+
+def test_embedded_registration_has_full_lineage(repo):
+    reg = json.loads((repo / "reports" / "registration.json").read_text())
+    assert reg["version"] == 1 and reg["promoted"] and reg["alias"] == "champion"
+    c = client(embedded(repo))
+    mv = c.get_model_version_by_alias("govpipe-adult", "champion")
+    assert str(mv.version) == "1" and mv.run_id == reg["run_id"]
+    gov = json.loads((repo / "reports" / "governance.json").read_text())
+    tags = mv.tags
+    assert tags["verdict"] == "VALIDATED" and tags["dataset"] == "adult"
+    assert tags["model_sha256"] == gov["identity"]["model_sha256"]
+    assert tags["git_commit"] == gov["identity"]["git_commit"] and tags["git_dirty"] == "false"
+    assert tags["data_hash"] == gov["identity"]["data_hash"]
+    assert tags["params_hash"] == gov["identity"]["params_hash"]
+    assert tags["gate.fairness:disparate_impact_ratio:sex"] == "PASS"
+    assert tags["gate.privacy_scan"] == "PASS"
+    run_ = c.get_run(reg["run_id"])
+    assert run_.data.params["model.name"] == "hgb" and "test.sex.dir" in run_.data.metrics
+    arts = {a.path for a in c.list_artifacts(reg["run_id"], "reports")}
+    assert {"reports/model_card.html", "reports/governance.json", "reports/split.json"} <= arts
+    import mlflow
+
+    mlflow.set_tracking_uri(embedded(repo))
+    model_dir = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri="models:/govpipe-adult/1", dst_path=str(repo / "outputs" / "dl")))
+    example = json.loads(next(model_dir.rglob("input_example.json")).read_text())
+    train = pd.read_parquet(repo / "artifacts" / "split" / "train.parquet")
+    cols = example["columns"]
+    real = {tuple(map(str, r)) for r in train[cols].astype(str).itertuples(index=False)}
+    assert not {tuple(map(str, r)) for r in example["data"]} & real, "input example is a real row"
+
+
+def test_model_loads_through_the_registry_source(repo):
+    from pipeline.loaders import build_source
+    from pipeline.model import load
+
+    src = build_source({"_target_": "pipeline.loaders.MlflowRegistrySource",
+                        "tracking_uri": embedded(repo), "model_name": "govpipe-adult"})
+    assert src.resolve() == "1"
+    loaded = src.load()
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(200)
+    local = load(repo / "artifacts" / "model.pkl")
+    np.testing.assert_allclose(loaded.model.score(test), local.score(test))
+    assert loaded.version == "1" and loaded.metadata["verdict"] == "VALIDATED"
+
+
+def test_a_further_source_plugs_in_through_target(repo, tmp_path):
+    from pipeline.loaders import build_source
+    from pipeline.model import sha256
+
+    shutil.copy(repo / "artifacts" / "model.pkl", tmp_path / "m.pkl")
+    (tmp_path / "current.json").write_text(json.dumps(
+        {"version": "7", "file": "m.pkl", "sha256": sha256(tmp_path / "m.pkl")}))
+    src = build_source({"_target_": "tests.registry_sources.PointerFileSource",
+                        "folder": str(tmp_path)})
+    assert src.resolve() == "7" and src.load().version == "7"
+
+
+def test_second_run_creates_no_new_version(repo):
+    out = run([DVC, "repro"], repo).stdout
+    assert "Running stage" not in out
+    out = run([DVC, "repro", "-f", "-s", "register"], repo)
+    assert "reused version 1" in out.stderr
+    assert versions(client(embedded(repo))) == [1]
+    champion = run([sys.executable, "-m", "pipeline.champion"], repo).stdout
+    assert "govpipe-adult@champion -> version 1" in champion
+
+
+def _register(repo, *args, **env):
+    return stage(repo, "register", *args, **env)
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable", "rejected", "stale"])
+def test_register_fails_closed(repo, damage):
+    path = repo / "reports" / "governance.json"
+    original = path.read_text()
+    gov = json.loads(original)
+    try:
+        if damage == "missing":
+            path.unlink()
+        elif damage == "unreadable":
+            path.write_text("{not json")
+        elif damage == "rejected":
+            gov.update(verdict="REJECTED", reasons=["disparate_impact_ratio on sex = 0.3"])
+            path.write_text(json.dumps(gov))
+        else:
+            gov["identity"]["model_sha256"] = "0" * 64
+            path.write_text(json.dumps(gov))
+        proc = _register(repo, "--dvc")
+        assert proc.returncode == 2, proc.stderr
+        expected = {"missing": "is missing", "unreadable": "is unreadable",
+                    "rejected": "REJECTED by governance", "stale": "is stale"}[damage]
+        assert expected in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        path.write_text(original)
+    assert versions(client(embedded(repo))) == [1]
+
+
+def test_dirty_code_is_refused_unless_allowed(repo):
+    target = repo / "pipeline" / "model.py"
+    original = target.read_text()
+    target.write_text(original + "\n# local edit\n")
+    try:
+        proc = _register(repo, "--dvc")
+        assert proc.returncode == 2 and "pipeline/model.py" in proc.stderr
+        assert "registry.allow_dirty=true" in proc.stderr
+        params = repo / "params.yaml"
+        saved = params.read_text()
+        raw = yaml.safe_load(saved)
+        raw["registry"]["allow_dirty"] = True
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        try:
+            proc = _register(repo, "--dvc")
+            assert proc.returncode == 0, proc.stderr
+        finally:
+            params.write_text(saved)
+    finally:
+        target.write_text(original)
+
+
+def test_bad_registry_config_is_refused_before_anything(repo, tmp_path):
+    proc = _register(repo, "registry.model_name=bad/name", f"hydra.run.dir={tmp_path / 'a'}")
+    assert proc.returncode == 2 and "registry.model_name" in proc.stderr
+    proc = _register(repo, "registry.champion_alias=v1", f"hydra.run.dir={tmp_path / 'b'}")
+    assert proc.returncode == 2 and "alias 'v1' is invalid" in proc.stderr
+    proc = _register(repo, "registry.tracking_uri=htp:/nowhere", f"hydra.run.dir={tmp_path / 'c'}")
+    assert proc.returncode == 2 and "registry.tracking_uri" in proc.stderr
+    assert versions(client(embedded(repo))) == [1]
+
+
+def test_real_mlflow_server_crash_completion_and_outage(repo, tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    args = ["registry=server", f"registry.tracking_uri={server.uri}", "registry.retries=1",
+            "registry.backoff_seconds=0.2", "registry.timeout_seconds=5"]
+    try:
+        # dies after logging the run, before registering: the rerun completes it
+        crashed = _register(repo, *args, f"hydra.run.dir={tmp_path / 'r1'}",
+                            GOVPIPE_FAULT_AFTER="log")
+        assert crashed.returncode != 0 and "injected fault" in crashed.stderr
+        c = client(server.uri)
+        assert versions(c) == []
+        done = _register(repo, *args, f"hydra.run.dir={tmp_path / 'r2'}")
+        assert done.returncode == 0, done.stderr
+        assert versions(c) == [1]
+        exp = c.get_experiment_by_name("govpipe")
+        assert len(c.search_runs([exp.experiment_id])) == 1, "the rerun logged a duplicate run"
+        mv = c.get_model_version_by_alias("govpipe-adult", "champion")
+        assert str(mv.version) == "1" and mv.tags["verdict"] == "VALIDATED"
+
+        server.stop()  # the registry goes away
+        down = _register(repo, *args, f"hydra.run.dir={tmp_path / 'r3'}")
+        assert down.returncode == 2 and "after 2 attempt(s)" in down.stderr
+        assert "Traceback" not in down.stderr
+        server.start()
+        assert str(c.get_model_version_by_alias("govpipe-adult", "champion").version) == "1"
+        again = _register(repo, *args, f"hydra.run.dir={tmp_path / 'r4'}")
+        assert again.returncode == 0 and "reused version 1" in again.stderr
+        assert versions(c) == [1]
+    finally:
+        server.stop()
+
+
+def test_rejected_experiment_is_blocked_or_registered_unpromoted(repo):
+    blocked = run([DVC, "exp", "run", "-S", "mitigation=none"], repo, check=False)
+    assert blocked.returncode != 0
+    assert "REJECTED by governance" in blocked.stderr and "sex" in blocked.stderr
+    c = client(embedded(repo))
+    assert versions(c) == [1]
+    warned = run([DVC, "exp", "run", "-S", "mitigation=none", "-S",
+                  "governance.enforcement=warn"], repo)
+    assert "not promoted" in warned.stderr
+    assert versions(c) == [1, 2]
+    v2 = c.get_model_version("govpipe-adult", "2")
+    assert v2.tags["verdict"] == "REJECTED" and "challenger" in v2.aliases
+    assert str(c.get_model_version_by_alias("govpipe-adult", "champion").version) == "1"
+    run(["git", "reset", "-q", "--hard"], repo)  # back to the baseline results
+    run([DVC, "checkout", "-f"], repo)
