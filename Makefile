@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: setup data run test params lint bench clean champion serve
+.PHONY: setup data run test params lint bench clean champion serve exp-show browser
 
 # The stamp depends on the lock file, so a changed lock re-syncs the environment.
 $(VENV)/.synced: uv.lock pyproject.toml
@@ -36,8 +36,28 @@ params: setup
 lint: setup
 	ruff check pipeline serve tests bench
 
+# Start the HTTP service for the registered champion (after `make run`).
+serve: setup
+	python -m serve
+
+champion: setup
+	python -m pipeline.champion
+
+# `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise).
+exp-show: setup
+	dvc exp show --no-pager --drop '.*' --keep '^(model\.|mitigation\.name|seed$$|test\.(acc|bal_acc|roc_auc)$$|test\.(sex|race)\.dir|verdict|failed|warnings)'
+
+# Headless Chromium for the model-card rendering test (Debian package; needs root).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 bench: data
-	python bench/run_all.py
+	python bench/repro_noop.py
+	python bench/ingest_scale.py
+	python bench/pipeline_vs_script.py
+	python bench/sweep_queue.py
+	python bench/register_timing.py
+	python bench/scrub_throughput.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from pipeline.errors import PipelineError
@@ -203,6 +204,7 @@ def run(ctx: Context) -> None:
             model = load(model_path, expected_sha256=model_sha)
             perf = json.loads(ctx.input(PERFORMANCE).read_text())
             fair = json.loads(ctx.input(FAIRNESS).read_text())
+            started = time.perf_counter()
             try:  # not retried as a whole: a retry would log a second run
                 run_id = _log_run(reg, exp_id, ctx, model, spec, tags,
                                   scrub.scrub_obj(mlflow_payload.params(ctx_config(ctx))),
@@ -213,7 +215,9 @@ def run(ctx: Context) -> None:
                     f"{str(e).splitlines()[0][:300] if str(e) else ''}); nothing was "
                     "registered and no alias moved; rerun to complete"
                 ) from None
+            log.info("timing: logged the run in %.2f s", time.perf_counter() - started)
         _fault("log")
+        started = time.perf_counter()
         _ensure_model(reg, cfg.model_name)
         source, model_id = reg.logged_model(run_id)
         version = reg.call("register the model version", reg.client.create_model_version,
@@ -223,6 +227,8 @@ def run(ctx: Context) -> None:
         if k not in version.tags:  # version keeps the lineage it was registered with
             reg.call("tag the model version", reg.client.set_model_version_tag,
                      cfg.model_name, version.version, k, v)
+    if not reused:
+        log.info("timing: registered the version in %.2f s", time.perf_counter() - started)
     alias = cfg.champion_alias if promote else cfg.challenger_alias
     reg.call("set the alias", reg.client.set_registered_model_alias, cfg.model_name, alias,
              version.version)
