@@ -55,7 +55,7 @@ class ServeSpec(Section):
     threshold: float = Field(ge=0, le=1)
     source: dict[str, Any] = Field(description="model source: `_target_` + its arguments")
     workers_per_device: int = Field(
-        default=2, ge=1, description="inference worker processes (capped at the CPU count)")
+        default=1, ge=1, description="inference worker processes (capped at the CPU count)")
     api_servers: int = Field(default=1, ge=1, description="HTTP processes sharing the port")
     max_batch_size: int = Field(default=64, ge=1, description="requests per predict call")
     batch_timeout: float = Field(

@@ -1,0 +1,107 @@
+"""`python -m serve` as a real process for tests: its own process group, a free port on
+127.0.0.1, a log file, and a stop() that leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.conftest import env
+
+INPUTS = ["age", "workclass", "education-num", "marital-status", "occupation",
+          "relationship", "capital-gain", "capital-loss", "hours-per-week", "native-country",
+          "sex"]
+KEY = "test-" + secrets.token_hex(16)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python -m serve OVERRIDES` in its own process group, logging to a file."""
+
+    def __init__(self, workdir: Path, overrides: list[str]) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "server.log"
+        self.overrides = [f"serve.port={self.port}", *overrides]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> Server:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "serve", *self.overrides], cwd=self.workdir,
+                env=env(GOVPIPE_API_KEY=KEY), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"server not ready in {timeout} s:\n{self.text()}")
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        """SIGTERM, then make sure: SIGKILL the whole process group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(10)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def post(self, body, key: str | None = KEY, **kw) -> httpx.Response:
+        headers = {"X-API-Key": key} if key is not None else {}
+        if isinstance(body, bytes):
+            headers["Content-Type"] = "application/json"
+            return httpx.post(f"{self.url}/predict", content=body, headers=headers,
+                              timeout=30, **kw)
+        return httpx.post(f"{self.url}/predict", json=body, headers=headers, timeout=30, **kw)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        total = 0.0
+        for line in httpx.get(f"{self.url}/metrics", timeout=5).text.splitlines():
+            if line.startswith("#"):
+                continue
+            sample, _, value = line.rpartition(" ")
+            metric, _, lbl = sample.partition("{")
+            got = set(lbl.rstrip("}").split(",")) if lbl else set()
+            if metric == name and all(f'{k}="{v}"' in got for k, v in labels.items()):
+                total += float(value)
+        return total
