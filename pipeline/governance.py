@@ -111,7 +111,8 @@ def run(ctx: Context) -> None:
     identity = {
         "model": fairness.get("model"), "mitigation": fairness.get("mitigation"),
         "dataset": spec.name, **lineage.git_state(root),
-        "data_hash": lineage.data_hash(root, spec.source.dir, spec.source.files), "params_hash": lineage.params_hash(sections),
+        "data_hash": lineage.data_hash(root, spec.source.dir, spec.source.files),
+        "params_hash": lineage.params_hash(sections),
         "model_sha256": lineage.file_sha256(model_path),
     }
     judged = {rel: lineage.file_sha256(ctx.input(rel)) for rel in (PERFORMANCE, FAIRNESS_REPORT)}

@@ -93,6 +93,42 @@ def repo(tmp_path: Path, pulled_data: Path) -> Path:
     return copy_repo(tmp_path / "repo")
 
 
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, pulled_data: Path) -> Path:
+    """A repo copy where `dvc repro governance` ran with the default config.
+
+    Tests that need earlier stages' outputs read them from here, never from the working tree
+    they were started in: a clean clone has none, and a user's workspace may hold an applied
+    experiment. Tests only read this copy (or write into their own `hydra.run.dir`).
+    """
+    repo = copy_repo(tmp_path_factory.mktemp("built") / "repo")
+    run([str(VENV_BIN / "dvc"), "repro", "governance"], repo)
+    return repo
+
+
+def clone_built(built: Path, dest: Path) -> Path:
+    """A private copy of the built repo (git history, DVC cache and outputs included), for
+    tests that change it: `dvc repro` there starts from up-to-date stages."""
+    def ignore(src: str, names: list[str]) -> set[str]:
+        skip = {"__pycache__"} & set(names)
+        if Path(src) == built / ".dvc":
+            skip |= {"tmp"} & set(names)  # locks and state of the original's dvc processes
+        return skip
+
+    shutil.copytree(built, dest, symlinks=True, ignore=ignore)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "pipeline results"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def serve_models(tmp_path_factory: pytest.TempPathFactory, built: Path) -> dict[str, Path]:
+    """The two small models the server tests serve (see tests/serve_sources.py)."""
+    from tests.serve_sources import train_models
+
+    return train_models(tmp_path_factory.mktemp("serve-models"), inputs=built)
+
+
 def composed(*overrides: str) -> dict:
     """The composition of conf/ with overrides, as DVC would write it."""
     import tempfile

@@ -1,4 +1,4 @@
-"""Real DVC experiments in temporary git repos: determinism across clones, exp run, queued sweeps."""
+"""Real DVC experiments in temporary git repos: determinism across clones, exp run, sweeps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, copy_repo, make_fast, run
+from tests.conftest import VENV_BIN, clone_built, copy_repo, make_fast, run
 
 DVC = str(VENV_BIN / "dvc")
 pytestmark = pytest.mark.slow
@@ -31,23 +31,19 @@ def _digests(repo: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory, pulled_data) -> Path:
-    repo = make_fast(copy_repo(tmp_path_factory.mktemp("exp") / "repo"))
-    run([DVC, "repro", "governance"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline results"], repo)
-    return repo
+def baseline(tmp_path_factory, built) -> Path:
+    return make_fast(clone_built(built, tmp_path_factory.mktemp("exp") / "repo"))
 
 
-def test_same_config_and_seed_give_identical_bytes_in_two_clones(baseline, tmp_path):
-    other = make_fast(copy_repo(tmp_path / "clone2"))
+def test_same_config_and_seed_give_identical_bytes_in_two_clones(built, tmp_path):
+    other = copy_repo(tmp_path / "clone2")
     run([DVC, "repro", "governance"], other)
-    a, b = _digests(baseline), _digests(other)
+    a, b = _digests(built), _digests(other)
     differ = [p for p in OUTPUTS if a[p] != b[p]]
     assert not differ, f"outputs differ between clones: {differ}"
     for rel in IDENTITY_FREE:
         texts = [re.sub(r"\b[0-9a-f]{40}\b", "<commit>", (repo / rel).read_text())
-                 for repo in (baseline, other)]
+                 for repo in (built, other)]
         assert texts[0] == texts[1], f"{rel} differs between clones beyond the commit"
 
 

@@ -17,22 +17,22 @@ FNR = ("{name:fnr_diff,_target_:tests.fairness_plugins.false_negative_rate_diffe
 
 
 @pytest.fixture(scope="module")
-def plugin_metrics(tmp_path_factory, pulled_data) -> Path:
+def plugin_metrics(tmp_path_factory, built) -> Path:
     """A metrics run with a plug-in fairness metric added through config only."""
     out = tmp_path_factory.mktemp("metrics")
-    proc = stage(ROOT, "metrics", f"metrics.extra_fairness_metrics=[{FNR}]",
+    proc = stage(ROOT, "metrics", f"+inputs={built}", f"metrics.extra_fairness_metrics=[{FNR}]",
                  "metrics.n_boot=50", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr
     return out
 
 
-def test_plugin_fairness_metric_is_gated_like_builtins(plugin_metrics, tmp_path):
+def test_plugin_fairness_metric_is_gated_like_builtins(plugin_metrics, built, tmp_path):
     report = json.loads((plugin_metrics / "reports" / "fairness.json").read_text())
     value = report["splits"]["test"]["breakdowns"]["sex"]["metrics"]["fnr_diff"]["value"]
     assert value is not None
     for limit, expected in ((1.0, "VALIDATED"), (value / 2, "REJECTED")):
         run = tmp_path / f"gov-{expected}"
-        proc = stage(ROOT, "governance", f"+inputs={plugin_metrics}", "metrics.n_boot=50",
+        proc = stage(built, "governance", f"+inputs={plugin_metrics}", "metrics.n_boot=50",
                      f"metrics.extra_fairness_metrics=[{FNR}]",
                      f"governance.fairness=[{{metric:fnr_diff,max:{limit},attributes:[sex]}}]",
                      f"hydra.run.dir={run}")
@@ -43,9 +43,9 @@ def test_plugin_fairness_metric_is_gated_like_builtins(plugin_metrics, tmp_path)
         assert gate["attribute"] == "sex" and gate["value"] == value
 
 
-def test_plugin_pii_detector_rejects_what_it_finds(plugin_metrics, tmp_path):
+def test_plugin_pii_detector_rejects_what_it_finds(plugin_metrics, built, tmp_path):
     nino = "AB123456C"  # the format example used in UK guidance: synthetic
-    proc = stage(ROOT, "governance", f"+inputs={plugin_metrics}", "metrics.n_boot=50",
+    proc = stage(built, "governance", f"+inputs={plugin_metrics}", "metrics.n_boot=50",
                  f"metrics.extra_fairness_metrics=[{FNR}]",
                  "privacy.plugins=[{_target_:tests.privacy_plugins.UkNinoDetector}]",
                  f"governance.model_card.owners='Data team, ref {nino}'",
@@ -61,8 +61,8 @@ def test_plugin_pii_detector_rejects_what_it_finds(plugin_metrics, tmp_path):
     assert nino not in gov_text and nino not in proc.stderr
 
 
-def test_default_config_is_validated_with_a_complete_card(pulled_data, tmp_path):
-    proc = stage(ROOT, "governance", f"hydra.run.dir={tmp_path}")
+def test_default_config_is_validated_with_a_complete_card(built, tmp_path):
+    proc = stage(ROOT, "governance", f"+inputs={built}", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     gov = json.loads((tmp_path / "reports" / "governance.json").read_text())
     assert gov["verdict"] == "VALIDATED", gov["reasons"]
@@ -70,7 +70,7 @@ def test_default_config_is_validated_with_a_complete_card(pulled_data, tmp_path)
     model_sha = gov["identity"]["model_sha256"]
     import hashlib
 
-    assert model_sha == hashlib.sha256((ROOT / "artifacts" / "model.pkl").read_bytes()).hexdigest()
+    assert model_sha == hashlib.sha256((built / "artifacts" / "model.pkl").read_bytes()).hexdigest()
     md = (tmp_path / "reports" / "model_card.md").read_text()
     for heading in ("## Identity", "## Intended use and limitations", "## Data",
                     "## Performance", "## Bias audit", "## Governance gates",
@@ -82,7 +82,7 @@ def test_default_config_is_validated_with_a_complete_card(pulled_data, tmp_path)
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html) and "<link" not in html
 
 
-def test_missing_and_corrupt_inputs_never_validate(tmp_path, pulled_data):
+def test_missing_and_corrupt_inputs_never_validate(tmp_path, built):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(composed(), sort_keys=False))
     proc = stage(tmp_path, "governance", "--dvc")
     assert proc.returncode == 2 and "artifacts/model.pkl: missing" in proc.stderr
@@ -91,12 +91,12 @@ def test_missing_and_corrupt_inputs_never_validate(tmp_path, pulled_data):
     bad = tmp_path / "bad"
     (bad / "reports").mkdir(parents=True)
     (bad / "reports" / "fairness.json").write_text('{"splits": {"test": ')
-    proc = stage(ROOT, "governance", f"+inputs={bad}", f"hydra.run.dir={tmp_path / 'run'}")
+    proc = stage(built, "governance", f"+inputs={bad}", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and "corrupt JSON" in proc.stderr
     assert not (tmp_path / "run" / "reports").exists()
 
     (bad / "reports" / "fairness.json").write_text('{"splits": {}}')
-    proc = stage(ROOT, "governance", f"+inputs={bad}", f"hydra.run.dir={tmp_path / 'run2'}")
+    proc = stage(built, "governance", f"+inputs={bad}", f"hydra.run.dir={tmp_path / 'run2'}")
     assert proc.returncode == 2 and "lack expected entry" in proc.stderr
 
 
@@ -114,10 +114,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (.ci/run installs it)")
-def test_model_card_renders_in_headless_chromium(tmp_path, pulled_data):
-    proc = stage(ROOT, "governance", f"hydra.run.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr
-    card = tmp_path / "reports" / "model_card.html"
+def test_model_card_renders_in_headless_chromium(tmp_path, built):
+    card = built / "reports" / "model_card.html"  # as `dvc repro` wrote it
     shot = tmp_path / "card.png"
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

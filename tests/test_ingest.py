@@ -34,7 +34,12 @@ def toy_params() -> dict:
         "features": ["age", "color", "score"],
         "sensitive": {"group": {"column": "group"}},
     }
+    # Every section that names a sensitive attribute must name the toy's one.
     raw["split"]["stratify_by"] = ["group"]
+    raw["mitigation"]["attribute"] = "group"
+    raw["metrics"]["intersections"] = []
+    for gate in raw["governance"]["fairness"]:
+        gate["attributes"] = ["group"]
     return raw
 
 

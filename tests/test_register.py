@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import VENV_BIN, copy_repo, make_fast, run, stage
+from pipeline.model import load as load_model
+from tests.conftest import VENV_BIN, clone_built, run, stage
 from tests.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
@@ -21,10 +22,10 @@ DVC = str(VENV_BIN / "dvc")
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, pulled_data) -> Path:
-    repo = make_fast(copy_repo(tmp_path_factory.mktemp("reg") / "repo"))
+def repo(tmp_path_factory, built) -> Path:
+    repo = clone_built(built, tmp_path_factory.mktemp("reg") / "repo")
     out = run([DVC, "repro"], repo)
-    assert "Running stage 'register'" in out.stdout
+    assert "Running stage 'register'" in out.stdout and "Running stage 'train'" not in out.stdout
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "results"], repo)
     return repo
@@ -220,3 +221,30 @@ def test_rejected_experiment_is_blocked_or_registered_unpromoted(repo):
     assert str(c.get_model_version_by_alias("govpipe-adult", "champion").version) == "1"
     run(["git", "reset", "-q", "--hard"], repo)  # back to the baseline results
     run([DVC, "checkout", "-f"], repo)
+
+
+def test_server_answers_with_the_champion_over_http(repo):
+    """`python -m serve` with the default config: the registry's champion (version 1), not the
+    newer REJECTED version 2 the previous test registered as challenger."""
+    import httpx
+
+    from tests.serve_process import INPUTS, KEY, Server
+
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(3)
+    records = [{c: (v.item() if hasattr(v, "item") else v) for c, v in r.items()}
+               for r in test[INPUTS].to_dict("records")]
+    srv = Server(repo, [])
+    try:
+        srv.start()
+        health = httpx.get(f"{srv.url}/health", timeout=5).json()
+        assert "1" in json.dumps(health), health
+        answer = srv.post({"records": records})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"] == {"name": "govpipe-adult", "version": "1"}
+        local = load_model(repo / "artifacts" / "model.pkl").score(test[INPUTS])
+        got = [p["probability"] for p in body["predictions"]]
+        np.testing.assert_allclose(got, local, atol=1e-12)
+    finally:
+        srv.stop()
+    assert KEY not in srv.text()

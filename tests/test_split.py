@@ -15,14 +15,14 @@ def _digest(d):
             for p in sorted((d / "artifacts" / "split").glob("*.parquet"))}
 
 
-def test_split_is_deterministic_stratified_and_complete(pulled_data, tmp_path):
+def test_split_is_deterministic_stratified_and_complete(built, tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    assert stage(ROOT, "ingest", f"hydra.run.dir={a}").returncode == 0
     for d in (a, b):
-        proc = stage(ROOT, "split", f"+inputs={a}", f"hydra.run.dir={d}")
+        proc = stage(ROOT, "split", f"+inputs={built}", f"hydra.run.dir={d}")
         assert proc.returncode == 0, proc.stderr
     assert _digest(a) == _digest(b), "same inputs and seed must give byte-identical splits"
-    proc = stage(ROOT, "split", f"+inputs={a}", "split.seed=7", f"hydra.run.dir={c}")
+    assert _digest(a) == _digest(built), "standalone and `dvc repro` must agree byte for byte"
+    proc = stage(ROOT, "split", f"+inputs={built}", "split.seed=7", f"hydra.run.dir={c}")
     assert proc.returncode == 0
     assert _digest(a) != _digest(c), "another seed must give another split"
 
@@ -42,10 +42,9 @@ def test_split_is_deterministic_stratified_and_complete(pulled_data, tmp_path):
         (parts["test"]["sex"] == "Female") & (parts["test"]["income"] == ">50K")).sum()
 
 
-def test_too_small_stratum_is_a_clear_error(pulled_data, tmp_path):
+def test_too_small_stratum_is_a_clear_error(built, tmp_path):
     run = tmp_path / "run"
-    assert stage(ROOT, "ingest", f"hydra.run.dir={tmp_path / 'in'}").returncode == 0
-    proc = stage(ROOT, "split", f"+inputs={tmp_path / 'in'}", "split.train=0.98",
+    proc = stage(ROOT, "split", f"+inputs={built}", "split.train=0.98",
                  "split.val=0.01", "split.test=0.01", "split.stratify_by=[sex,race]",
                  f"hydra.run.dir={run}")
     assert proc.returncode == 2
@@ -53,13 +52,13 @@ def test_too_small_stratum_is_a_clear_error(pulled_data, tmp_path):
     assert not (run / "artifacts").exists()
 
 
-def test_multirun_writes_each_job_to_its_own_folder(pulled_data, tmp_path):
-    tracked = ROOT / "artifacts" / "split"
-    before = _digest(ROOT) if tracked.exists() else None
+def test_multirun_writes_each_job_to_its_own_folder(built, tmp_path):
+    before = _digest(built)
+    assert before, "the built repo has tracked split outputs to compare against"
     sweep = tmp_path / "sweep"
-    proc = stage(ROOT, "split", "-m", "split.seed=1,2", f"hydra.sweep.dir={sweep}")
+    # Run from inside the repo, as a user would: the sweep must still land in its own folders.
+    proc = stage(built, "split", "-m", "split.seed=1,2", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     assert _digest(sweep / "0") != _digest(sweep / "1")
     assert (sweep / "0" / ".hydra" / "overrides.yaml").exists()
-    after = _digest(ROOT) if tracked.exists() else None
-    assert before == after, "a standalone sweep must not touch DVC-tracked outputs"
+    assert before == _digest(built), "a standalone sweep must not touch DVC-tracked outputs"

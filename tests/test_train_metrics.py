@@ -57,12 +57,12 @@ def test_unknown_model_group_option_is_a_hydra_error(tmp_path):
     assert "model/xgb" in proc.stderr and "logreg" in proc.stderr  # Hydra lists the options
 
 
-def test_sensitive_attribute_missing_from_split_files(tmp_path, pulled_data):
+def test_sensitive_attribute_missing_from_split_files(tmp_path, built):
     import pandas as pd
 
     out = tmp_path / "in" / "artifacts" / "split"
     out.mkdir(parents=True)
-    df = pd.read_parquet(ROOT / "artifacts" / "split" / "train.parquet").head(500)
+    df = pd.read_parquet(built / "artifacts" / "split" / "train.parquet").head(500)
     df.drop(columns=["sex"]).to_parquet(out / "train.parquet")
     proc = stage(ROOT, "train", f"+inputs={tmp_path / 'in'}", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 2
@@ -100,31 +100,30 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_multirun_with_joblib_launcher_keeps_runs_apart(tmp_path, pulled_data):
-    tracked = ROOT / "artifacts" / "model.pkl"
-    before = _sha(tracked) if tracked.exists() else None
+def test_multirun_with_joblib_launcher_keeps_runs_apart(tmp_path, built):
+    tracked = built / "artifacts" / "model.pkl"
+    before = _sha(tracked)
     sweep = tmp_path / "sweep"
-    proc = stage(ROOT, "train", "-m", "model=logreg", "mitigation=none", "seed=1,2",
+    proc = stage(built, "train", "-m", "model=logreg", "mitigation=none", "seed=1,2",
                  "hydra/launcher=parallel", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     reports = [json.loads((sweep / str(i) / "reports" / "train.json").read_text()) for i in (0, 1)]
     assert {r["seed"] for r in reports} == {1, 2}
     assert (sweep / "0" / "artifacts" / "model.pkl").exists()
     assert (sweep / "1" / "artifacts" / "model.pkl").exists()
-    after = _sha(tracked) if tracked.exists() else None
-    assert before == after, "a sweep must not touch DVC-tracked outputs"
+    assert before == _sha(tracked), "a sweep must not touch DVC-tracked outputs"
 
 
-def test_threshold_optimizer_model_needs_the_sensitive_input(tmp_path, pulled_data):
+def test_threshold_optimizer_model_needs_the_sensitive_input(tmp_path, built):
     from pipeline.model import load
 
-    proc = stage(ROOT, "train", "model=logreg", f"hydra.run.dir={tmp_path}")
+    proc = stage(ROOT, "train", "model=logreg", f"+inputs={built}", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     model = load(tmp_path / "artifacts" / "model.pkl")
     assert model.sensitive_inputs == ["sex"] and model.input_columns[-1] == "sex"
     import pandas as pd
 
-    df = pd.read_parquet(ROOT / "artifacts" / "split" / "test.parquet").head(50)
+    df = pd.read_parquet(built / "artifacts" / "split" / "test.parquet").head(50)
     a = model.score(df)
     assert a.shape == (50,) and ((a >= 0) & (a <= 1)).all()
     np.testing.assert_array_equal(a, model.score(df.copy()))  # deterministic, not randomised
