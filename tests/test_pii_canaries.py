@@ -89,7 +89,7 @@ def test_no_canary_reaches_any_output_report_or_log(tmp_path, pulled_data):
     people = _write_dataset(repo)
     needles = _needles(people)
     run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii",
-         "governance=adult"], repo)
+         "governance=adult", "metrics.n_boot=20"], repo)
     proc = run([DVC, "repro", "governance"], repo, GOVPIPE_PII_SALT=SALT)
     logs = proc.stdout + proc.stderr
 
