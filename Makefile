@@ -58,6 +58,7 @@ bench: data
 	python bench/sweep_queue.py
 	python bench/register_timing.py
 	python bench/scrub_throughput.py
+	python bench/serve_load.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -6,10 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -61,11 +63,30 @@ def stage(cwd: Path, name: str, *args: str, check: bool = False,
     return run([sys.executable, "-m", f"pipeline.{name}", *args], cwd, check=check, **extra_env)
 
 
+def once_per_session(factory: pytest.TempPathFactory, name: str,
+                     build: Callable[[Path], object]) -> Path:
+    """`build(path)` once per test session, shared by all pytest-xdist workers (each worker
+    has its own base temp dir inside the session's): a file lock, then a marker when done."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    target, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)  # a half-built one from a failed try
+            build(target)
+            done.touch()
+    return target
+
+
 @pytest.fixture(scope="session")
-def pulled_data() -> Path:
+def pulled_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The raw data in the working tree (`dvc pull data.dvc` if a fresh clone lacks it)."""
-    if not (ROOT / "data" / "adult" / "adult.data").exists():
-        run([str(VENV_BIN / "dvc"), "pull", "data.dvc"], ROOT)
+    def pull(_: Path) -> None:
+        if not (ROOT / "data" / "adult" / "adult.data").exists():
+            run([str(VENV_BIN / "dvc"), "pull", "data.dvc"], ROOT)
+
+    once_per_session(tmp_path_factory, "pulled", pull)
     return ROOT / "data"
 
 
@@ -101,9 +122,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, pulled_data: Path) -> Path:
     they were started in: a clean clone has none, and a user's workspace may hold an applied
     experiment. Tests only read this copy (or write into their own `hydra.run.dir`).
     """
-    repo = copy_repo(tmp_path_factory.mktemp("built") / "repo")
-    run([str(VENV_BIN / "dvc"), "repro", "governance"], repo)
-    return repo
+    def build(repo: Path) -> None:
+        copy_repo(repo)
+        run([str(VENV_BIN / "dvc"), "repro", "governance"], repo)
+
+    return once_per_session(tmp_path_factory, "built", build)
 
 
 def clone_built(built: Path, dest: Path) -> Path:
@@ -126,7 +149,9 @@ def serve_models(tmp_path_factory: pytest.TempPathFactory, built: Path) -> dict[
     """The two small models the server tests serve (see tests/serve_sources.py)."""
     from tests.serve_sources import train_models
 
-    return train_models(tmp_path_factory.mktemp("serve-models"), inputs=built)
+    base = once_per_session(tmp_path_factory, "serve-models",
+                            lambda d: train_models(d, inputs=built))
+    return {name: base / name / "artifacts" / "model.pkl" for name in ("a", "b")}
 
 
 def composed(*overrides: str) -> dict:
