@@ -16,7 +16,7 @@ export MLFLOW_ENABLE_ASYNC_LOGGING := false
 $(VENV)/.synced: uv.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python
+	$(VENV)/bin/uv sync --frozen --compile-bytecode --python $(VENV)/bin/python
 	touch $@
 
 setup: $(VENV)/.synced
