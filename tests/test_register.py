@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,28 +224,63 @@ def test_rejected_experiment_is_blocked_or_registered_unpromoted(repo):
     run([DVC, "checkout", "-f"], repo)
 
 
-def test_server_answers_with_the_champion_over_http(repo):
-    """`python -m serve` with the default config: the registry's champion (version 1), not the
-    newer REJECTED version 2 the previous test registered as challenger."""
+def test_server_answers_with_the_champion_and_follows_a_new_one(repo, tmp_path):
+    """`python -m serve` with the default config answers with the registry's champion
+    (version 1, not the REJECTED challenger the previous test registered); when a new
+    VALIDATED version becomes champion, answers move to it after the reload TTL, and no
+    request fails meanwhile."""
+    import threading
+
     import httpx
 
     from tests.serve_process import INPUTS, KEY, Server
 
-    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(3)
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(200)
     records = [{c: (v.item() if hasattr(v, "item") else v) for c, v in r.items()}
                for r in test[INPUTS].to_dict("records")]
-    srv = Server(repo, [])
+    srv = Server(repo, ["serve.reload.interval=1"])
     try:
         srv.start()
         health = httpx.get(f"{srv.url}/health", timeout=5).json()
-        assert "1" in json.dumps(health), health
-        answer = srv.post({"records": records})
+        assert health["model"] == {"name": "govpipe-adult", "version": "1"}, health
+        answer = srv.post({"records": records[:3]})
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model"] == {"name": "govpipe-adult", "version": "1"}
-        local = load_model(repo / "artifacts" / "model.pkl").score(test[INPUTS])
-        got = [p["probability"] for p in body["predictions"]]
-        np.testing.assert_allclose(got, local, atol=1e-12)
+        local = load_model(repo / "artifacts" / "model.pkl").score(test[INPUTS].head(3))
+        np.testing.assert_allclose([p["probability"] for p in body["predictions"]], local,
+                                   atol=1e-12)
+
+        statuses, versions_seen, stop = [], set(), threading.Event()
+
+        def traffic() -> None:  # unique records, so every answer comes from a worker
+            i = 3
+            while not stop.is_set():
+                r = srv.post(records[i % len(records)] | {"age": 17 + i % 70})
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    versions_seen.add(r.json()["model"]["version"])
+                i += 1
+
+        caller = threading.Thread(target=traffic)
+        caller.start()
+        try:  # a new model (another seed) through the stages, registered as the new champion
+            new = tmp_path / "new"
+            for name in ("train", "metrics", "governance", "register"):
+                proc = stage(repo, name, "seed=3", f"+inputs={new}", f"hydra.run.dir={new}")
+                assert proc.returncode == 0, proc.stderr
+            reg = json.loads((new / "reports" / "registration.json").read_text())
+            assert reg["promoted"] and reg["version"] > 2, reg
+            deadline = time.monotonic() + 60
+            while str(reg["version"]) not in versions_seen and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            caller.join(30)
+        assert str(reg["version"]) in versions_seen, versions_seen
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
+        health = httpx.get(f"{srv.url}/health", timeout=5).json()
+        assert health["model"]["version"] == str(reg["version"])
     finally:
         srv.stop()
     assert KEY not in srv.text()
