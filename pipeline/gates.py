@@ -67,8 +67,8 @@ def _result(gov, c, kind, attribute, value, ci, excluded) -> GateResult:
         reason = f"{why}: fails closed"
     else:
         passed = compared >= threshold if direction == ">=" else compared <= threshold
-        on = f"{attribute} " if attribute else ""
-        reason = (f"{c.metric} on {on}= {compared:.4g} ({basis.replace('_', ' ')}) "
+        on = f" on {attribute}" if attribute else f" on the {gov.split} split"
+        reason = (f"{c.metric}{on} = {compared:.4g} ({basis.replace('_', ' ')}) "
                   f"{'meets' if passed else 'fails'} {direction} {threshold:g}")
     advisory, hard = c.enforcement == "warn", c.enforcement == "block"
     enforcement = "advisory" if advisory else ("block" if hard else gov.enforcement)
