@@ -17,4 +17,13 @@ def compose(output: Path, overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    compose(Path("params.yaml"), sys.argv[1:])
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        compose(Path("params.yaml"), sys.argv[1:])
+    except (HydraException, OmegaConfBaseException) as e:
+        # Hydra's message names the group and the options it knows; the traceback adds nothing.
+        # A dataset needs conf/data/<name>.yaml, conf/governance/<name>.yaml and
+        # conf/mitigation/<name>.yaml (see README, "Bringing your own dataset").
+        sys.exit(f"params.yaml not written: {e}")

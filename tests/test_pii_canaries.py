@@ -89,7 +89,7 @@ def test_no_canary_reaches_any_output_report_or_log(tmp_path, pulled_data):
     people = _write_dataset(repo)
     needles = _needles(people)
     run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii",
-         "governance=adult", "metrics.n_boot=20"], repo)
+         "governance=adult", "mitigation=adult", "metrics.n_boot=20"], repo)
     proc = run([DVC, "repro", "governance"], repo, GOVPIPE_PII_SALT=SALT)
     logs = proc.stdout + proc.stderr
 
@@ -102,7 +102,7 @@ def test_no_canary_reaches_any_output_report_or_log(tmp_path, pulled_data):
     row[head.index("workclass")] = people[0]["email"]
     (bad / "people.csv").write_text(lines[0] + "\n" + ",".join(
         f'"{v}"' for v in row) + "\n")
-    failed = stage(repo, "ingest", "data=adult_pii", "governance=adult",
+    failed = stage(repo, "ingest", "data=adult_pii", "governance=adult", "mitigation=adult",
                    "data.source.dir=data/pii_bad",
                    f"hydra.run.dir={tmp_path / 'bad-run'}", GOVPIPE_PII_SALT=SALT)
     assert failed.returncode == 2 and "[EMAIL]" in failed.stderr, failed.stderr
@@ -163,7 +163,7 @@ def test_personal_data_in_an_undeclared_column_fails_the_scan(tmp_path, pulled_d
     (repo / "conf" / "data" / "adult_pii.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     assert "contact" not in header
     run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii",
-         "governance=adult", "metrics.n_boot=20"], repo)
+         "governance=adult", "mitigation=adult", "metrics.n_boot=20"], repo)
     proc = run([DVC, "repro", "governance"], repo, GOVPIPE_PII_SALT=SALT)
     gov_text = (repo / "reports" / "governance.json").read_text()
     gov = json.loads(gov_text)
