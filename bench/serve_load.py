@@ -26,8 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,8 @@ import litserve as ls
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from tests.processes import free_port, stop_process_group  # noqa: E402
+
 KEY = "bench-key-0123456789abcdef0123"
 CONCURRENCY = (1, 16, 64)
 
@@ -150,19 +150,13 @@ def client_main(args: list[str]) -> None:
 
 # -- orchestration ---------------------------------------------------------------------------------
 def _env(**extra: str) -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT)
-    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e.get('PATH', '')}"
+    from _common import env
+
+    e = env()
     e["GOVPIPE_API_KEY"] = KEY
     e.setdefault("OMP_NUM_THREADS", "1")  # the same for every server
     e.update(extra)
     return e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree_memory(pid: int) -> dict:
@@ -207,16 +201,7 @@ class Running:
         raise SystemExit(f"{self.name} not ready after {timeout} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left, e.g. orphans
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_process_group(self.proc)  # SIGTERM, then whatever is left, e.g. orphans
         self.log.close()
 
 

@@ -55,11 +55,9 @@ def route_third_party() -> None:
 
 def configure(level: str = "info") -> None:
     from pipeline import logs
-    from pipeline.privacy import install_log_scrubbing
 
-    logs.setup(level=LEVELS[level])
+    logs.setup(level=LEVELS[level])  # installs the scrubbing filter on every root handler
     for h in logging.getLogger().handlers:
         h.setFormatter(JsonFormatter())
-    install_log_scrubbing()
     route_third_party()
     logging.getLogger("litserve").setLevel(max(LEVELS[level], logging.INFO))

@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import psutil
 
 from tests.conftest import env
+from tests.processes import free_port, stop_process_group
 
 INPUTS = ["age", "workclass", "education-num", "marital-status", "occupation",
           "relationship", "capital-gain", "capital-loss", "hours-per-week", "native-country",
@@ -23,10 +22,9 @@ INPUTS = ["age", "workclass", "education-num", "marital-status", "occupation",
 KEY = "test-" + secrets.token_hex(16)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def record(df: pd.DataFrame, i: int) -> dict:
+    """Row `i` of `df` as a JSON-ready request record (numpy scalars as Python values)."""
+    return {c: (v.item() if hasattr(v, "item") else v) for c, v in df.iloc[i].items()}
 
 
 class Server:
@@ -69,16 +67,7 @@ class Server:
         """SIGTERM, then make sure: SIGKILL the whole process group."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_process_group(self.proc)
         if self.proc.poll() is None:
             self.proc.wait(10)
 

@@ -233,11 +233,10 @@ def test_server_answers_with_the_champion_and_follows_a_new_one(repo, tmp_path):
 
     import httpx
 
-    from tests.serve_process import INPUTS, KEY, Server
+    from tests.serve_process import INPUTS, KEY, Server, record
 
     test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(200)
-    records = [{c: (v.item() if hasattr(v, "item") else v) for c, v in r.items()}
-               for r in test[INPUTS].to_dict("records")]
+    records = [record(test[INPUTS], i) for i in range(len(test))]
     srv = Server(repo, ["serve.reload.interval=1"])
     try:
         srv.start()

@@ -24,7 +24,7 @@ import pytest
 
 from pipeline.model import load, sha256
 from tests.conftest import ROOT
-from tests.serve_process import INPUTS, KEY, Server
+from tests.serve_process import INPUTS, KEY, Server, record
 from tests.serve_sources import point
 
 
@@ -37,10 +37,6 @@ def models(serve_models) -> dict[str, Path]:
 def test_rows(built) -> pd.DataFrame:
     df = pd.read_parquet(built / "artifacts" / "split" / "test.parquet")
     return df[INPUTS].drop_duplicates().reset_index(drop=True)
-
-
-def record(df: pd.DataFrame, i: int) -> dict:
-    return {c: (v.item() if hasattr(v, "item") else v) for c, v in df.iloc[i].items()}
 
 
 # == the main server: correctness, validation, auth, limits, cache, fuzzing, swap, logs ========

@@ -23,10 +23,8 @@ from pipeline.errors import ConfigError
 from serve.schema import RequestSchema, field_path
 from serve.state import SharedState
 from tests.conftest import ROOT
+from tests.serve_process import INPUTS as ADULT_INPUTS
 
-ADULT_INPUTS = ["age", "workclass", "education-num", "marital-status", "occupation",
-                "relationship", "capital-gain", "capital-loss", "hours-per-week",
-                "native-country", "sex"]
 RECORD = {"age": 39, "workclass": "State-gov", "education-num": 13,
           "marital-status": "Never-married", "occupation": "Adm-clerical",
           "relationship": "Not-in-family", "capital-gain": 2174, "capital-loss": 0,
