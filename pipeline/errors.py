@@ -15,3 +15,9 @@ class ConfigError(PipelineError):
 
 class DataError(PipelineError):
     """The data does not match its dataset spec; the message names the file, column and rule."""
+
+
+class ModelRefused(PipelineError):
+    """A model source refuses to hand out a version: its registry tags are not VALIDATED and
+    promoted, or its stored bytes differ from the sha256 recorded at registration. Raised by
+    `source.load()` before anything is unpickled; the message names the version and why."""
