@@ -104,6 +104,16 @@ def evaluate(gov, fairness: dict, performance: dict, performance_ci: dict) -> li
     return results
 
 
+def judge(gov, fairness_report: dict, performance: dict) -> list[GateResult]:
+    """The gates of `gov` on the metrics stage's files (`reports/fairness.json` and
+    `metrics/performance.json`, parsed) for the gated split. The governance stage and the
+    register stage (which re-derives the verdict rather than trusting it) both call this.
+    KeyError/TypeError when the files lack what the gates need."""
+    split = gov.split
+    return evaluate(gov, fairness_report["splits"][split], performance[split],
+                    fairness_report["performance_ci"][split])
+
+
 def verdict(results: list[GateResult], privacy_findings: int) -> tuple[str, list[str]]:
     """VALIDATED only if every non-advisory gate passed and the privacy scan found nothing."""
     reasons = [r.reason if r.attribute is None or r.attribute in r.reason

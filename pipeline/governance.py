@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from pipeline import lineage
 from pipeline.paths import (
     FAIRNESS_REPORT,
     GOVERNANCE_METRICS,
@@ -33,7 +34,7 @@ from pipeline.stage import Context, main
 log = logging.getLogger("pipeline.governance")
 
 OUTS = (GOVERNANCE_REPORT, GOVERNANCE_METRICS, MODEL_CARD_MD, MODEL_CARD_HTML)
-PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "seed")
+PARAMS = lineage.JUDGED_SECTIONS
 SCHEMA_VERSION = 1
 
 
@@ -84,7 +85,7 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
 
 
 def run(ctx: Context) -> None:
-    from pipeline import gates, lineage, model_card
+    from pipeline import gates, model_card
     from pipeline.atomic import dumps
     from pipeline.errors import DataError
     from pipeline.privacy import Scrubber
@@ -99,23 +100,25 @@ def run(ctx: Context) -> None:
     fairness = _read_json(ctx, FAIRNESS_REPORT)
     try:
         split_fair = fairness["splits"][gov_cfg.split]
-        split_perf = performance[gov_cfg.split]
-        perf_ci = fairness["performance_ci"][gov_cfg.split]
-        results = gates.evaluate(gov_cfg, split_fair, split_perf, perf_ci)
+        results = gates.judge(gov_cfg, fairness, performance)
     except (KeyError, TypeError) as e:
         raise DataError(f"metrics files lack expected entry {e}; rerun the metrics stage "
                         "(no verdict written)") from None
 
-    sections = {k: getattr(p, k).model_dump(mode="json") for k in PARAMS if k != "seed"}
-    sections["seed"] = p.seed
+    sections = lineage.judged_sections(p)
+    # No git commit here: this report is a DVC output, and a commit id would make it (and
+    # dvc.lock) differ in every clone and after every commit. The commit is recorded where it
+    # is true, on the registry version (register's `git_commit` tag).
     identity = {
         "model": fairness.get("model"), "mitigation": fairness.get("mitigation"),
-        "dataset": spec.name, **lineage.git_state(root),
+        "dataset": spec.name,
         "data_hash": lineage.data_hash(root, spec.source.dir, spec.source.files),
         "params_hash": lineage.params_hash(sections),
         "model_sha256": lineage.file_sha256(model_path),
     }
-    judged = {rel: lineage.file_sha256(ctx.input(rel)) for rel in (PERFORMANCE, FAIRNESS_REPORT)}
+    # Every file the register stage uploads, as judged and scanned here: register refuses a
+    # file whose bytes changed since (an edited metric, a planted string).
+    judged = {rel: lineage.file_sha256(ctx.input(rel)) for rel in UPLOADED_REPORTS}
     scrubber = Scrubber.from_config(p.privacy)
 
     def report(verdict, reasons, scan):
@@ -126,6 +129,7 @@ def run(ctx: Context) -> None:
             "warnings": [g.reason for g in results if g.advisory and not g.passed],
             "split": gov_cfg.split, "use_confidence_bound": gov_cfg.use_confidence_bound,
             "identity": identity, "judged_sha256": judged,
+            "config": scrubber.scrub_obj(sections),  # what params_hash covers, for register
             "gates": [g.as_dict() for g in results], "privacy_scan": scan,
         }
 
@@ -147,10 +151,11 @@ def run(ctx: Context) -> None:
     verdict, reasons = gates.verdict(results, scan["findings"])
     final = report(verdict, reasons, scan)
     md, html = model_card.build({**card_ctx, "governance": final})
-
+    for rel, text in ((MODEL_CARD_MD, md), (MODEL_CARD_HTML, html)):
+        path = ctx.outputs.path(rel)
+        path.write_text(text, encoding="utf-8")
+        judged[rel] = lineage.file_sha256(path)  # the card renders no hash of itself
     ctx.outputs.write_json(GOVERNANCE_REPORT, final)
-    ctx.outputs.path(MODEL_CARD_MD).write_text(md, encoding="utf-8")
-    ctx.outputs.path(MODEL_CARD_HTML).write_text(html, encoding="utf-8")
     headline = {g.id.replace("fairness:", "").replace("performance:", ""): g.value
                 for g in results}
     ctx.outputs.write_json(GOVERNANCE_METRICS, {

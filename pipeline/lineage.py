@@ -50,12 +50,37 @@ def data_hash(root: Path, source_dir: str, files: list[str]) -> str:
     return h.hexdigest()
 
 
+# The config sections the governance stage judges and hashes (`identity.params_hash`); the
+# register stage hashes the same sections of its own config and refuses when they differ.
+JUDGED_SECTIONS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy",
+                   "seed")
+
+
+def judged_sections(params: Any) -> dict[str, Any]:
+    """`JUDGED_SECTIONS` of a validated config (or a stage's view of it), as plain JSON."""
+    out = {}
+    for k in JUDGED_SECTIONS:
+        v = getattr(params, k)
+        out[k] = v.model_dump(mode="json") if hasattr(v, "model_dump") else v
+    return out
+
+
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def params_hash(sections: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(sections).encode()).hexdigest()
+
+
+def tree_sha256(root: Path) -> str:
+    """sha256 over every file below `root`: relative paths (sorted) and their sha256s, so a
+    changed, added, removed or renamed file changes it."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(path).encode() + b"\n")
+    return h.hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -87,7 +87,12 @@ def build_source(cfg: Mapping[str, Any]) -> ModelSource:
 
 
 class MlflowRegistrySource:
-    """`models:/NAME@ALIAS` from an MLflow registry; the version is the alias's target."""
+    """`models:/NAME@ALIAS` from an MLflow registry; the version is the alias's target.
+
+    The alias alone is not trusted (anyone with write access to the registry can move it):
+    `load()` refuses, with ModelRefused and before anything is unpickled, a version whose tags
+    are not VALIDATED and promoted by the register stage, or whose downloaded files differ from
+    the `artifact_sha256` recorded at registration."""
 
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
                  retries: int = 1, backoff_seconds: float = 0.5,
@@ -102,10 +107,28 @@ class MlflowRegistrySource:
         return self.registry.champion(self.model_name, self.alias)["version"]
 
     def load(self) -> LoadedModel:
+        import tempfile
+
         import mlflow.sklearn
 
+        from pipeline.errors import ModelRefused
+        from pipeline.lineage import tree_sha256
+        from pipeline.registry import ARTIFACT_SHA_TAG, servable
+
         info = self.registry.champion(self.model_name, self.alias)
-        # Load the resolved version, not the alias: the alias may move in between.
-        model = self.registry.call("load the model", mlflow.sklearn.load_model, info["uri"])
+        what = f"version {info['version']} of '{self.model_name}' (@{self.alias})"
+        problems = servable(info["tags"])
+        if problems:
+            raise ModelRefused(f"{what} is not served: {'; '.join(problems)}")
+        with tempfile.TemporaryDirectory(prefix="govpipe-model-") as tmp:
+            # The resolved version, not the alias: the alias may move in between.
+            local = self.registry.download(info["uri"], Path(tmp))
+            digest = tree_sha256(local)
+            if digest != info["tags"][ARTIFACT_SHA_TAG]:
+                raise ModelRefused(
+                    f"{what} is not served: its stored files hash to {digest[:12]}…, not the "
+                    f"{ARTIFACT_SHA_TAG} {info['tags'][ARTIFACT_SHA_TAG][:12]}… recorded at "
+                    "registration (changed in the artifact store)")
+            model = self.registry.call("load the model", mlflow.sklearn.load_model, str(local))
         return LoadedModel(model=model, name=self.model_name, version=str(info["version"]),
                            uri=info["uri"], metadata=info["tags"])

@@ -46,7 +46,7 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
         ["verdict", gov["verdict"]],
         ["model", f"{ident['model']} (mitigation: {ident['mitigation']})"],
         ["dataset", ident["dataset"]],
-        ["git commit", f"{ident['git_commit']}{' (dirty)' if ident['git_dirty'] else ''}"],
+        ["git commit", "recorded on the registry version (tag git_commit)"],
         ["data hash (sha256 of the raw files)", ident["data_hash"]],
         ["params hash (sha256)", ident["params_hash"]],
         ["model sha256", ident["model_sha256"]],

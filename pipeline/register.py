@@ -3,11 +3,21 @@
     dvc repro register
     python -m pipeline.register            # standalone: same checks, registry from config
 
-Fails closed: refuses (exit 2) when reports/governance.json is missing, unreadable, REJECTED
-(with governance.enforcement=block) or stale (judged another model or other metrics files).
-Idempotent: a model whose sha256 is already registered gets no new version; a registration that
-died half-way is completed on the next run. `champion` moves only to a VALIDATED version;
-`challenger` marks the newest version that was not promoted.
+Re-derives, never trusts. It refuses (exit 2) unless:
+- reports/governance.json judged this model, these params, and every file it uploads, byte
+  for byte (an edited metric, card or plot is stale);
+- the verdict follows from the judged metrics and gates (an edited verdict is refused);
+- its own privacy scan of every upload finds nothing.
+Then the verdict is derived again under the policy committed in conf/ (pipeline.policy): only
+a model VALIDATED under both, judged with no policy override, becomes `champion`. A model that
+is VALIDATED under overridden policy, or REJECTED under `governance.enforcement=warn`, is
+registered as `challenger` only; REJECTED under `block`, a hard block or a privacy finding is
+never registered.
+
+One version per model sha256, under any concurrency (a file lock on the embedded store; a
+tracking server gets create-then-deduplicate). A registration that died half-way is completed
+by the next run. The stage has no DVC outputs, so DVC never restores it from its run cache:
+reports/registration.json always says what the last run did to the registry.
 """
 
 from __future__ import annotations
@@ -18,11 +28,15 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pipeline import lineage, policy
 from pipeline.errors import PipelineError
 from pipeline.paths import (
     FAIRNESS,
+    FAIRNESS_REPORT,
     GOVERNANCE_REPORT,
     MODEL,
     MODEL_CARD_HTML,
@@ -36,14 +50,28 @@ from pipeline.stage import Context, main
 log = logging.getLogger("pipeline.register")
 
 OUTS = (REGISTRATION,)
+UNTRACKED_OUTS = OUTS  # not DVC outputs: see the module docstring
 PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "registry",
           "seed")
-UPLOADS = (*UPLOADED_REPORTS, GOVERNANCE_REPORT, MODEL_CARD_MD, MODEL_CARD_HTML)
+JUDGED_FILES = (*UPLOADED_REPORTS, MODEL_CARD_MD, MODEL_CARD_HTML)  # hashed by governance
+UPLOADS = (*JUDGED_FILES, GOVERNANCE_REPORT)
 FAULT_ENV = "GOVPIPE_FAULT_AFTER"  # test hook: "log" or "register" simulates a crash there
+# What MLflow would record from the process (the script's absolute path, i.e. the checkout
+# path, which can hold a user name or an e-mail address): fixed values instead.
+SOURCE_TAGS = {"mlflow.source.name": "pipeline.register", "mlflow.source.type": "LOCAL"}
 
 
 class Refused(PipelineError):
     """Registration refused: the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # VALIDATED only if VALIDATED as judged and under the committed policy
+    promote: bool
+    overrides: list[str]  # policy keys the judged config departs from
+    gates: list[Any]  # GateResults under the committed policy
+    reasons: list[str]
 
 
 def _fault(step: str) -> None:
@@ -51,55 +79,150 @@ def _fault(step: str) -> None:
         raise RuntimeError(f"injected fault after '{step}' ({FAULT_ENV})")
 
 
-def check_governance(ctx: Context, model_sha: str) -> dict:
-    from pipeline.lineage import file_sha256
-
+# -- what governance judged ----------------------------------------------------------------------
+def read_governance(ctx: Context) -> dict:
     path = ctx.input(GOVERNANCE_REPORT)
     if not path.exists():
         raise Refused(f"{GOVERNANCE_REPORT} is missing: run the governance stage first "
                       "(`dvc repro governance`)")
     try:
         gov = json.loads(path.read_text(encoding="utf-8"))
-        verdict, judged = gov["verdict"], gov["identity"]["model_sha256"]
-        hashes = gov["judged_sha256"]
+        for key in ("verdict", "gates", "privacy_scan", "judged_sha256", "config"):
+            gov[key]  # noqa: B018 - presence check
+        gov["identity"]["model_sha256"], gov["identity"]["params_hash"]  # noqa: B018
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise Refused(f"{GOVERNANCE_REPORT} is unreadable ({type(e).__name__}: {e}); rerun "
                       "the governance stage") from None
-    if judged != model_sha:
-        raise Refused(f"{GOVERNANCE_REPORT} is stale: it judged model {judged[:12]}…, but "
-                      f"{MODEL} is {model_sha[:12]}…; rerun the governance stage")
-    for rel, sha in hashes.items():
-        if file_sha256(ctx.input(rel)) != sha:
-            raise Refused(f"{GOVERNANCE_REPORT} is stale: {rel} changed since it was judged")
-    if verdict not in ("VALIDATED", "REJECTED"):
-        raise Refused(f"{GOVERNANCE_REPORT}: unknown verdict {verdict!r}")
     return gov
 
 
-def may_register(gov: dict, enforcement: str) -> bool:
-    """True if promoted-or-not registration may go ahead; raises Refused otherwise."""
-    if gov["verdict"] == "VALIDATED":
-        return True
-    reasons = "; ".join(gov.get("reasons", [])) or "see the report"
-    if enforcement == "block":
-        raise Refused(f"model is REJECTED by governance ({reasons}); not registered. "
-                      "governance.enforcement=warn registers it unpromoted.")
-    if gov.get("hard_blocks") or gov["privacy_scan"]["findings"]:
-        raise Refused(f"model is REJECTED with hard blocks {gov.get('hard_blocks')} or "
-                      f"personal data found ({gov['privacy_scan']['findings']}); never registered")
-    log.warning("REJECTED model registered under governance.enforcement=warn: %s", reasons)
-    return False
+def check_judged(ctx: Context, gov: dict, model_sha: str) -> None:
+    """The report judged exactly this model, these params and these files."""
+    stale = f"{GOVERNANCE_REPORT} is stale"
+    if gov["identity"]["model_sha256"] != model_sha:
+        raise Refused(f"{stale}: it judged model {gov['identity']['model_sha256'][:12]}…, but "
+                      f"{MODEL} is {model_sha[:12]}…; rerun the governance stage")
+    params_hash = lineage.params_hash(lineage.judged_sections(ctx.params))
+    if gov["identity"]["params_hash"] != params_hash:
+        changed = ", ".join(_changed(gov["config"], ctx))
+        raise Refused(f"{stale}: it judged other params than this run's ({changed}); rerun "
+                      "the governance stage (`dvc repro`)")
+    hashes = gov["judged_sha256"]
+    for rel in JUDGED_FILES:
+        path = ctx.input(rel)
+        if rel not in hashes:
+            raise Refused(f"{stale}: it recorded no hash for {rel}, which would be uploaded")
+        if not path.exists():
+            raise Refused(f"{rel} is missing; rerun the pipeline")
+        if lineage.file_sha256(path) != hashes[rel]:
+            raise Refused(f"{stale}: {rel} changed since it was judged")
 
 
-def _log_run(reg, exp_id: str, ctx: Context, model, spec, tags, params, metrics) -> str:
+def _changed(judged: dict, ctx: Context) -> list[str]:
+    now = lineage.judged_sections(ctx.params)
+    keys = [k for k in lineage.JUDGED_SECTIONS if judged.get(k) != now.get(k)]
+    return keys or ["sections differ only in scrubbed values"]
+
+
+def scan_uploads(ctx: Context) -> None:
+    """Register's own privacy scan of everything it uploads (governance's is not trusted)."""
+    from pipeline.privacy import Scrubber
+
+    scrubber = Scrubber.from_config(ctx.params.privacy)
+    found = []
+    for rel in UPLOADS:
+        found += [f"{rel}:{f.line}:{f.column} {f.entity}"
+                  for f in scrubber.scan_file(ctx.input(rel))]
+    if found:
+        raise Refused(f"personal data in files to upload ({'; '.join(found[:10])}); "
+                      "never registered")
+
+
+# -- the verdict, derived again ------------------------------------------------------------------
+def decide(ctx: Context, gov: dict) -> Decision:
+    from pipeline import gates
+    from pipeline.config.governance import GovernanceSpec
+
+    p = ctx.params
+    fairness = json.loads(ctx.input(FAIRNESS_REPORT).read_text(encoding="utf-8"))
+    performance = json.loads(ctx.input(PERFORMANCE).read_text(encoding="utf-8"))
+    findings = gov["privacy_scan"].get("findings", 0)
+    judged = gates.judge(p.governance, fairness, performance)
+    verdict, _ = gates.verdict(judged, findings)
+    recorded = {g["id"]: g["passed"] for g in gov["gates"]}
+    if verdict != gov["verdict"] or recorded != {g.id: g.passed for g in judged}:
+        raise Refused(f"{GOVERNANCE_REPORT} says {gov['verdict']!r}, but its gates on the "
+                      f"judged metrics give {verdict!r}: the report was edited; rerun the "
+                      "governance stage")
+    committed = policy.committed(Path.cwd(), p.data.name, p.registry.name)
+    overrides = policy.overrides(policy.of(_policy_view(p)), committed)
+    under_policy = gates.judge(GovernanceSpec.model_validate(committed["governance"]),
+                               fairness, performance)
+    policy_verdict, reasons = gates.verdict(under_policy, findings)
+    hard = sorted({g.id for g in (*judged, *under_policy) if g.hard and not g.passed})
+    if findings or hard:
+        raise Refused(f"model is REJECTED with hard blocks {hard} or personal data found "
+                      f"({findings} finding(s)); never registered")
+    final = "VALIDATED" if verdict == policy_verdict == "VALIDATED" else "REJECTED"
+    if final == "REJECTED":
+        reasons = reasons or ["REJECTED under this run's overridden gates"]
+        if p.governance.enforcement == "block":
+            raise Refused(f"model is REJECTED by governance ({'; '.join(reasons)}); not "
+                          "registered. governance.enforcement=warn registers it unpromoted.")
+        log.warning("REJECTED model registered under governance.enforcement=warn: %s",
+                    "; ".join(reasons))
+    if overrides:
+        log.warning("judged under overridden policy (%s): registered as %s at most",
+                    ", ".join(overrides), p.registry.challenger_alias)
+    return Decision(final, final == "VALIDATED" and not overrides, overrides, under_policy,
+                    reasons)
+
+
+def _policy_view(p: Any) -> dict:
+    return {"governance": p.governance.model_dump(mode="json"),
+            "metrics": p.metrics.model_dump(mode="json"),
+            "registry": p.registry.model_dump(mode="json")}
+
+
+# -- the MLflow side -----------------------------------------------------------------------------
+def _tags(ctx: Context, gov: dict, decision: Decision, model_sha: str) -> tuple[dict, dict]:
+    """(lineage tags, set once per version; judgement tags, refreshed on every run)."""
+    from pipeline import mlflow_payload
+    from pipeline.privacy import Scrubber
+    from pipeline.registry import SHA_TAG
+
+    p = ctx.params
+    state = lineage.git_state(Path.cwd())
+    identity = gov["identity"]
+    scrub = Scrubber.from_config(p.privacy).scrub_obj
+    lineage_tags = scrub({
+        SHA_TAG: model_sha, "dataset": p.data.name,
+        "git_commit": state["git_commit"], "git_dirty": str(state["git_dirty"]).lower(),
+        "data_hash": identity["data_hash"], "params_hash": identity["params_hash"],
+        "model": identity["model"] or "", "mitigation": identity["mitigation"] or "",
+        "threshold": str(p.metrics.threshold),
+        **({"dvc_exp_name": state["dvc_exp_name"]} if state["dvc_exp_name"] else {}),
+        **({"dvc_exp_baseline": state["dvc_exp_baseline"]} if state["dvc_exp_baseline"] else {}),
+    })
+    judgement = scrub({
+        "verdict": decision.verdict, "governance_enforcement": p.governance.enforcement,
+        "policy_overrides": ",".join(decision.overrides),
+        **mlflow_payload.gate_tags({"gates": [g.as_dict() for g in decision.gates],
+                                    "privacy_scan": gov["privacy_scan"]}),
+    })
+    return lineage_tags, judgement
+
+
+def _log_run(reg, exp_id: str, ctx: Context, model, tags: dict, params: dict,
+             metrics: dict, config: dict) -> str:
     import mlflow
+    import pandas as pd
     from mlflow.models import infer_signature
 
     from pipeline import mlflow_payload
 
+    spec = ctx.params.data
     example = mlflow_payload.synthetic_example(spec, model.input_columns)
-    import pandas as pd
-
     frame = pd.DataFrame(example)
     for c in frame.columns:
         if c in spec.columns and spec.columns[c].type == "category":
@@ -114,16 +237,16 @@ def _log_run(reg, exp_id: str, ctx: Context, model, spec, tags, params, metrics)
         code.mkdir()
         (code / "__init__.py").write_text("")
         shutil.copy2(Path(__file__).with_name("model.py"), code / "model.py")
-        with mlflow.start_run(experiment_id=exp_id, tags=tags) as run:
+        with mlflow.start_run(experiment_id=exp_id, tags={**tags, **SOURCE_TAGS}) as run:
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
             for rel in UPLOADS:
                 mlflow.log_artifact(str(ctx.input(rel)), artifact_path=str(Path(rel).parent))
-            mlflow.log_dict(json.loads(json.dumps(ctx_config(ctx))), "config.json")
+            mlflow.log_dict(config, "config.json")
             mlflow.sklearn.log_model(
                 sk_model=model, name="model", signature=signature,
                 input_example=pd.DataFrame(example), pip_requirements=requirements,
-                code_paths=[str(code)], serialization_format="pickle",
+                code_paths=[str(code)], serialization_format="pickle", tags=SOURCE_TAGS,
             )
             mlflow.set_tag("govpipe.logged", "true")  # the last step: the run is complete
             return run.info.run_id
@@ -135,115 +258,44 @@ def _version(dist: str) -> str:
     return version(dist)
 
 
-def ctx_config(ctx: Context) -> dict:
-    from pipeline.privacy import Scrubber
-
-    scrub = Scrubber.from_config(ctx.params.privacy)
-    sections = {k: getattr(ctx.params, k) for k in PARAMS}
-    raw = {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
-           for k, v in sections.items()}
-    return scrub.scrub_obj(raw)
-
-
-def run(ctx: Context) -> None:
-    from pipeline import lineage, mlflow_payload
+def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
+                tags: dict) -> str:
+    """The run holding this model: one logged earlier (a registration that died after
+    logging), or a new one."""
+    from pipeline import mlflow_payload
     from pipeline.model import load
-    from pipeline.registry import SHA_TAG, Registry, RegistryError, redact, validate_names
-
-    p = ctx.params
-    cfg, spec = p.registry, p.data
-    validate_names(cfg.model_name, cfg.champion_alias, cfg.challenger_alias)
-    model_path = ctx.input(MODEL)
-    if not model_path.exists():
-        raise Refused(f"{MODEL} is missing: run the train stage first")
-    model_sha = lineage.file_sha256(model_path)
-    gov = check_governance(ctx, model_sha)
-    promote = may_register(gov, p.governance.enforcement)
-    missing = [rel for rel in UPLOADS if not ctx.input(rel).exists()]
-    if missing:
-        raise Refused(f"artefact file(s) to upload are missing: {missing}; rerun the pipeline")
-    state = lineage.git_state(Path.cwd())
-    if state["git_dirty"] and not cfg.allow_dirty:
-        raise Refused(
-            "code or config differ from git commit "
-            f"{state['git_commit'][:12]} ({', '.join(state['dirty_paths'][:8]) or 'unknown'}): "
-            "commit them first, so the registered model can be traced to its code, or set "
-            "registry.allow_dirty=true (the version is then tagged git_dirty=true)"
-        )
-
-    reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
-                   timeout=cfg.timeout_seconds)
-    reg.ping()  # fail fast: nothing is written to an unreachable registry
     from pipeline.privacy import Scrubber
+    from pipeline.registry import RegistryError, redact
 
-    scrub = Scrubber.from_config(p.privacy)
-    identity = gov["identity"]
-    tags = scrub.scrub_obj({
-        SHA_TAG: model_sha, "verdict": gov["verdict"], "dataset": spec.name,
-        "git_commit": state["git_commit"], "git_dirty": str(state["git_dirty"]).lower(),
-        "data_hash": identity["data_hash"], "params_hash": identity["params_hash"],
-        "model": identity["model"] or "", "mitigation": identity["mitigation"] or "",
-        "threshold": str(p.metrics.threshold), "governance_enforcement": p.governance.enforcement,
-        **({"dvc_exp_name": state["dvc_exp_name"]} if state["dvc_exp_name"] else {}),
-        **({"dvc_exp_baseline": state["dvc_exp_baseline"]} if state["dvc_exp_baseline"] else {}),
-        **mlflow_payload.gate_tags(gov),
-    })
-
-    version = reg.version_by_sha(cfg.model_name, model_sha)
-    reused = version is not None
-    if version is None:
-        exp_id = reg.experiment_id(cfg.experiment, cfg.artifact_location)
-        previous = reg.run_by_sha(exp_id, model_sha)
-        if previous is not None and previous.data.tags.get("govpipe.logged") == "true":
-            run_id = previous.info.run_id
-            log.info("completing the registration of run %s (logged earlier)", run_id)
-        else:
-            if previous is not None:  # died while logging: leave it marked, start afresh
-                reg.call("close an incomplete run", reg.client.set_terminated,
-                         previous.info.run_id, "FAILED")
-            model = load(model_path, expected_sha256=model_sha)
-            perf = json.loads(ctx.input(PERFORMANCE).read_text())
-            fair = json.loads(ctx.input(FAIRNESS).read_text())
-            started = time.perf_counter()
-            try:  # not retried as a whole: a retry would log a second run
-                run_id = _log_run(reg, exp_id, ctx, model, spec, tags,
-                                  scrub.scrub_obj(mlflow_payload.params(ctx_config(ctx))),
-                                  mlflow_payload.metrics(perf, fair))
-            except Exception as e:
-                raise RegistryError(
-                    f"logging the run to {redact(reg.uri)} failed ({type(e).__name__}: "
-                    f"{str(e).splitlines()[0][:300] if str(e) else ''}); nothing was "
-                    "registered and no alias moved; rerun to complete"
-                ) from None
-            log.info("timing: logged the run in %.2f s", time.perf_counter() - started)
-        _fault("log")
-        started = time.perf_counter()
-        _ensure_model(reg, cfg.model_name)
-        source, model_id = reg.logged_model(run_id)
-        version = reg.call("register the model version", reg.client.create_model_version,
-                           cfg.model_name, source, run_id=run_id, tags=tags, model_id=model_id)
-    _fault("register")
-    for k, v in tags.items():  # completes a version whose tagging was cut short; an existing
-        if k not in version.tags:  # version keeps the lineage it was registered with
-            reg.call("tag the model version", reg.client.set_model_version_tag,
-                     cfg.model_name, version.version, k, v)
-    if not reused:
-        log.info("timing: registered the version in %.2f s", time.perf_counter() - started)
-    alias = cfg.champion_alias if promote else cfg.challenger_alias
-    reg.call("set the alias", reg.client.set_registered_model_alias, cfg.model_name, alias,
-             version.version)
-    if promote and reg.alias_version(cfg.model_name, cfg.challenger_alias) == version.version:
-        reg.call("clear the challenger alias", reg.client.delete_registered_model_alias,
-                 cfg.model_name, cfg.challenger_alias)
-    ctx.outputs.write_json(REGISTRATION, {
-        "model_name": cfg.model_name, "version": int(version.version),
-        "model_uri": f"models:/{cfg.model_name}/{version.version}", "run_id": version.run_id,
-        "promoted": promote, "alias": alias, "verdict": gov["verdict"],
-        "model_sha256": model_sha, "tracking_uri": redact(cfg.tracking_uri),
-        "already_registered": reused,
-    })
-    log.info("%s version %s of '%s' (%s)%s", "reused" if reused else "registered",
-             version.version, cfg.model_name, alias, "" if promote else ", not promoted")
+    cfg = ctx.params.registry
+    exp_id = reg.experiment_id(cfg.experiment, cfg.artifact_location)
+    previous = reg.run_by_sha(exp_id, model_sha)
+    if previous is not None and previous.data.tags.get("govpipe.logged") == "true":
+        log.info("completing the registration of run %s (logged earlier)",
+                 previous.info.run_id)
+        return previous.info.run_id
+    if previous is not None:  # died while logging: leave it marked, start afresh
+        reg.call("close an incomplete run", reg.client.set_terminated, previous.info.run_id,
+                 "FAILED")
+    model = load(model_path, expected_sha256=model_sha)
+    perf = json.loads(ctx.input(PERFORMANCE).read_text(encoding="utf-8"))
+    fair = json.loads(ctx.input(FAIRNESS).read_text(encoding="utf-8"))
+    scrub = Scrubber.from_config(ctx.params.privacy).scrub_obj
+    # The config governance judged (params_hash matched this run's): the config that made
+    # the model, not whatever a standalone run composed.
+    config = scrub({**gov["config"], "registry": cfg.model_dump(mode="json")})
+    started = time.perf_counter()
+    try:  # not retried as a whole: a retry would log a second run
+        run_id = _log_run(reg, exp_id, ctx, model, tags, scrub(mlflow_payload.params(config)),
+                          mlflow_payload.metrics(perf, fair), config)
+    except Exception as e:
+        raise RegistryError(
+            f"logging the run to {redact(reg.uri)} failed ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:300] if str(e) else ''}); nothing was registered and "
+            "no alias moved; rerun to complete"
+        ) from None
+    log.info("timing: logged the run in %.2f s", time.perf_counter() - started)
+    return run_id
 
 
 def _ensure_model(reg, name: str) -> None:
@@ -255,6 +307,81 @@ def _ensure_model(reg, name: str) -> None:
         if e.code != "RESOURCE_DOES_NOT_EXIST":
             raise
         reg.call("create the registered model", reg.client.create_registered_model, name)
+
+
+def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
+    """Fill in lineage tags a cut-short registration lacks (an existing version keeps the
+    lineage it was registered with) and refresh the judgement tags."""
+    for k, v in {**{k: v for k, v in tags.items() if k not in version.tags}, **refresh}.items():
+        if version.tags.get(k) != v:
+            reg.call("tag the model version", reg.client.set_model_version_tag, name,
+                     version.version, k, v)
+
+
+def run(ctx: Context) -> None:
+    from pipeline.registry import ARTIFACT_SHA_TAG, Registry, redact, validate_names
+
+    p = ctx.params
+    cfg = p.registry
+    validate_names(cfg.model_name, cfg.champion_alias, cfg.challenger_alias)
+    model_path = ctx.input(MODEL)
+    if not model_path.exists():
+        raise Refused(f"{MODEL} is missing: run the train stage first")
+    model_sha = lineage.file_sha256(model_path)
+    gov = read_governance(ctx)
+    check_judged(ctx, gov, model_sha)
+    scan_uploads(ctx)
+    decision = decide(ctx, gov)
+    state = lineage.git_state(Path.cwd())
+    if state["git_dirty"] and not cfg.allow_dirty:
+        raise Refused(
+            "code or config differ from git commit "
+            f"{state['git_commit'][:12]} ({', '.join(state['dirty_paths'][:8]) or 'unknown'}): "
+            "commit them first, so the registered model can be traced to its code, or set "
+            "registry.allow_dirty=true (the version is then tagged git_dirty=true)"
+        )
+    tags, judgement = _tags(ctx, gov, decision, model_sha)
+
+    reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
+                   timeout=cfg.timeout_seconds)
+    reg.ping()  # fail fast: nothing is written to an unreachable registry
+    with reg.lock():
+        version = reg.version_by_sha(cfg.model_name, model_sha)
+        reused = version is not None
+        if version is None:
+            run_id = _logged_run(reg, ctx, gov, model_path, model_sha, tags)
+            _fault("log")
+            source, model_id = reg.logged_model(run_id)
+            tags = {**tags, "promoted": "false"}
+            _ensure_model(reg, cfg.model_name)
+            version = reg.create_version_once(cfg.model_name, model_sha, source, run_id,
+                                              {**tags, **judgement}, model_id)
+        _fault("register")
+        if ARTIFACT_SHA_TAG not in version.tags:
+            # Hashed as the server will download it, after registering: MLflow writes a file
+            # (registered_model_meta) into the model's artefacts when a version is created.
+            tags[ARTIFACT_SHA_TAG] = reg.artifact_digest(
+                f"models:/{cfg.model_name}/{version.version}")
+        _set_tags(reg, cfg.model_name, version, tags,
+                  {**judgement, **({"promoted": "true"} if decision.promote else {})})
+        alias = cfg.champion_alias if decision.promote else cfg.challenger_alias
+        reg.call("set the alias", reg.client.set_registered_model_alias, cfg.model_name,
+                 alias, version.version)
+        if decision.promote and \
+                reg.alias_version(cfg.model_name, cfg.challenger_alias) == str(version.version):
+            reg.call("clear the challenger alias", reg.client.delete_registered_model_alias,
+                     cfg.model_name, cfg.challenger_alias)
+        aliases = reg.versions_by_alias(cfg.model_name)
+    ctx.outputs.write_json(REGISTRATION, {
+        "model_name": cfg.model_name, "version": int(version.version),
+        "model_uri": f"models:/{cfg.model_name}/{version.version}", "run_id": version.run_id,
+        "promoted": decision.promote, "alias": alias, "verdict": decision.verdict,
+        "policy_overrides": decision.overrides, "reasons": decision.reasons,
+        "model_sha256": model_sha, "tracking_uri": redact(cfg.tracking_uri),
+        "already_registered": reused, "aliases": aliases,
+    })
+    log.info("%s version %s of '%s' (%s)%s", "reused" if reused else "registered",
+             version.version, cfg.model_name, alias, "" if decision.promote else ", not promoted")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ champion's URI/version/tags.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +24,10 @@ from pipeline.errors import ConfigError, PipelineError
 log = logging.getLogger("pipeline.registry")
 T = TypeVar("T")
 
-SHA_TAG = "model_sha256"
+SHA_TAG = "model_sha256"  # sha256 of artifacts/model.pkl, the file governance judged
+# sha256 over the model directory as the artifact store holds it (MLflow re-pickles the model,
+# so its bytes differ from artifacts/model.pkl): what the server verifies before unpickling.
+ARTIFACT_SHA_TAG = "artifact_sha256"
 # MLflow error codes that are answers, not outages: never retried.
 FINAL_ERRORS = {
     "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE",
@@ -95,12 +100,58 @@ def validate_names(model_name: str, *aliases: str) -> None:
             raise ConfigError(f"registry alias '{a}' is invalid for MLflow ({e.message})") from None
 
 
+ROOT_TAG = "govpipe.root"  # experiment tag: the repo root an embedded store was created in
+
+
+def relocate(db: Path, root: Path) -> None:
+    """Make an embedded store that was copied or moved with its repo write into the new repo.
+
+    MLflow stores artefact locations as absolute paths (it resolves relative ones when an
+    experiment is created), so a copied `mlflow.db` would keep writing into, and serving from,
+    the original's `mlartifacts/`. Experiments created here record their root (`ROOT_TAG`);
+    when the database now lives under another root, every stored path under the old root is
+    rewritten to the new one, in one transaction. Direct SQL because MLflow has no API to
+    change an experiment's artefact location; the columns are MLflow's path columns."""
+    import sqlite3
+
+    if not db.is_file():
+        return
+    new = str(root.resolve())
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        rows = con.execute("SELECT value FROM experiment_tags WHERE key = ?",
+                           (ROOT_TAG,)).fetchall()
+    except sqlite3.DatabaseError:
+        con.close()
+        return  # not (yet) an MLflow schema: MLflow reports that better
+    try:
+        with con:
+            for old in {r[0] for r in rows} - {new}:
+                log.warning("embedded store moved from %s to %s: rewriting artefact paths",
+                            old, new)
+                for table, column in _PATH_COLUMNS:
+                    con.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?) "
+                                f"WHERE {column} LIKE ?", (old, new, f"%{old}/%"))
+                con.execute("UPDATE experiment_tags SET value = ? WHERE key = ? AND value = ?",
+                            (new, ROOT_TAG, old))
+    finally:
+        con.close()
+
+
+_PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                 ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                 ("model_versions", "source"))
+
+
 class Registry:
     def __init__(self, tracking_uri: str, *, retries: int = 3, backoff: float = 1.0,
                  timeout: float = 10.0, root: Path | None = None) -> None:
         _configure_http(retries, backoff, timeout)
         self.root = root or repo_root()
         self.uri = resolve_uri(tracking_uri, self.root)
+        m = re.fullmatch(r"sqlite:///(.+)", self.uri)
+        if m and Path(m[1]).resolve().parent == self.root.resolve():
+            relocate(Path(m[1]), self.root)
         self.retries, self.backoff = retries, backoff
         from mlflow import MlflowClient
 
@@ -136,6 +187,54 @@ class Registry:
             time.sleep(delay)
         raise AssertionError("unreachable")
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise registrations against an embedded SQLite store (every process on this
+        machine, DVC's queue workers included, resolve the same database and so the same lock
+        file). A tracking server gets no lock: `create_version_once` deduplicates instead."""
+        m = re.fullmatch(r"sqlite:///(.+)", self.uri)
+        if m is None:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        path = f"{m[1]}.lock"
+        try:
+            with FileLock(path, timeout=600):
+                yield
+        except Timeout:
+            raise RegistryError(f"another registration held {path} for 10 minutes") from None
+
+    def create_version_once(self, model_name: str, sha: str, source: str, run_id: str,
+                            tags: dict[str, str], model_id: str | None):
+        """Create a version, then keep exactly one per model sha: the lowest version number
+        wins and any other one just created is deleted. Under concurrent registrations every
+        process ends with the same winner (each sees its own version and every earlier one)."""
+        mine = self.call("register the model version", self.client.create_model_version,
+                         model_name, source, run_id=run_id, tags=tags, model_id=model_id)
+        winner = self.version_by_sha(model_name, sha)
+        if winner is not None and str(winner.version) != str(mine.version):
+            log.info("version %s duplicates version %s (same model sha256); deleting it",
+                     mine.version, winner.version)
+            self.call("delete a duplicate version", self.client.delete_model_version,
+                      model_name, mine.version)
+            return winner
+        return mine
+
+    def download(self, uri: str, dst: Path) -> Path:
+        """A model (models:/…) or artifact URI, downloaded into `dst`."""
+        import mlflow.artifacts
+
+        return Path(self.call("download the model", mlflow.artifacts.download_artifacts,
+                              artifact_uri=uri, dst_path=str(dst), tracking_uri=self.uri))
+
+    def artifact_digest(self, uri: str) -> str:
+        """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
+        from pipeline.lineage import tree_sha256
+
+        with tempfile.TemporaryDirectory(prefix="govpipe-digest-") as tmp:
+            return tree_sha256(self.download(uri, Path(tmp)))
+
     def ping(self) -> None:
         self.call("reach the tracking store", self.client.search_experiments, max_results=1)
 
@@ -143,11 +242,12 @@ class Registry:
         exp = self.call("look up the experiment", self.client.get_experiment_by_name, name)
         if exp is not None:
             return exp.experiment_id
-        location = None
+        location = tags = None
         if artifact_location:
             location = (self.root / artifact_location).resolve().as_uri()
+            tags = {ROOT_TAG: str(self.root.resolve())}  # see relocate()
         return self.call("create the experiment", self.client.create_experiment, name,
-                         artifact_location=location)
+                         artifact_location=location, tags=tags)
 
     def version_by_sha(self, model_name: str, sha: str):
         found = self.call("search model versions", self.client.search_model_versions,
@@ -177,6 +277,17 @@ class Registry:
             raise
         return str(mv.version)
 
+    def versions_by_alias(self, model_name: str) -> dict[str, str]:
+        """{alias: version} for the registered model ({} if it does not exist yet)."""
+        try:
+            rm = self.call("look up the registered model", self.client.get_registered_model,
+                           model_name)
+        except RegistryError as e:
+            if e.code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
+        return {a: str(v) for a, v in (rm.aliases or {}).items()}
+
     def champion(self, model_name: str, alias: str = "champion") -> dict[str, Any]:
         """The champion's URI, version and tags (RegistryError if there is none)."""
         mv = self.call(f"resolve {model_name}@{alias}", self.client.get_model_version_by_alias,
@@ -184,3 +295,19 @@ class Registry:
         return {"name": model_name, "alias": alias, "version": str(mv.version),
                 "uri": f"models:/{model_name}/{mv.version}", "run_id": mv.run_id,
                 "tags": dict(mv.tags)}
+
+
+def servable(tags: dict[str, str]) -> list[str]:
+    """Why a version must not be served (empty: it may). The register stage sets these tags;
+    the server checks them again because anyone with write access can move an alias."""
+    problems = []
+    if tags.get("verdict") != "VALIDATED":
+        problems.append(f"verdict is {tags.get('verdict', 'missing')!r}, not 'VALIDATED'")
+    if tags.get("promoted") != "true":
+        problems.append("it was never promoted by the register stage (tag promoted="
+                        f"{tags.get('promoted', 'missing')!r})")
+    if tags.get("policy_overrides"):
+        problems.append(f"it was judged under overridden policy ({tags['policy_overrides']})")
+    if not tags.get(ARTIFACT_SHA_TAG):
+        problems.append(f"no {ARTIFACT_SHA_TAG} tag to verify its bytes against")
+    return problems

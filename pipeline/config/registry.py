@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
 
@@ -25,3 +25,12 @@ class RegistrySpec(Section):
     retries: int = Field(default=3, ge=0, le=10)
     backoff_seconds: float = Field(default=1.0, ge=0, le=60)
     timeout_seconds: float = Field(default=10, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _distinct_aliases(self) -> RegistrySpec:
+        # One name for both would let "not promoted" move the champion (a REJECTED model
+        # registered as challenger=champion).
+        if self.champion_alias == self.challenger_alias:
+            raise ValueError(f"challenger_alias: must differ from champion_alias "
+                             f"('{self.champion_alias}')")
+        return self

@@ -49,6 +49,11 @@ class Config(Section):
                     f"attributes (expected from: {known})"
                 )
         self._gates_name_produced_metrics()
+        alias = self.serve.source.get("alias")
+        if alias is not None and alias != self.registry.champion_alias:
+            raise ValueError(
+                f"serve.source.alias: '{alias}' is not the champion alias "
+                f"'{self.registry.champion_alias}'; the server serves the champion only")
         return self
 
     def _gates_name_produced_metrics(self) -> None:

@@ -66,10 +66,11 @@ class ScrubbingFilter(logging.Filter):
         return self.scrubber if self.scrubber is not None else default_scrubber()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        # The same record passes every root handler: scrub it once.
-        if getattr(record, "_pii_scrubbed", False):
-            return True
+        # The same record passes every root handler: scrub it once per scrubber (a handler
+        # may carry stricter rules than the record factory's).
         s = self._scrubber()
+        if getattr(record, "_pii_scrubbed", None) is s:
+            return True
         try:
             message = record.getMessage()
         except Exception:  # bad format/args: keep the record, lose the args
@@ -86,7 +87,7 @@ class ScrubbingFilter(logging.Filter):
                 record.exc_info = None
         if record.stack_info:
             record.stack_info = s.scrub(record.stack_info)
-        record._pii_scrubbed = True
+        record._pii_scrubbed = s
         return True
 
 
@@ -106,4 +107,31 @@ def install_log_scrubbing(scrubber: Scrubber | None = None) -> ScrubbingFilter:
     for handler in root.handlers:
         if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
             handler.addFilter(filt)
+    _scrub_at_creation(filt)
     return filt
+
+
+_factory_filter: list[ScrubbingFilter] = []  # the filter the record factory applies
+
+
+def _scrub_at_creation(filt: ScrubbingFilter) -> None:
+    """Scrub every record when it is made, whichever logger made it: libraries that give
+    their logger a handler of its own and stop propagation (MLflow does, on import) never
+    reach the root's handlers. Python warnings are routed into logging (`py.warnings`) so
+    they pass here too instead of going straight to stderr."""
+    logging.captureWarnings(True)
+    # Keep exc_info: handlers decide whether to drop it (exc_text is scrubbed either way, and
+    # formatters print exc_text when it is set).
+    filt = ScrubbingFilter(filt.scrubber, keep_exc_info=True)
+    if _factory_filter:
+        _factory_filter[0] = filt
+        return
+    _factory_filter.append(filt)
+    make = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _factory_filter[0].filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
