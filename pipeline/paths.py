@@ -35,4 +35,5 @@ UPLOADED_REPORTS = (
     *PLOTS.values(),
 )
 
-REGISTRATION = "reports/registration.json"
+REGISTRATION = "reports/registration.json"  # what the registry answered (not DVC-tracked)
+PROMOTION = "metrics/promotion.json"  # what follows from the inputs alone (DVC-tracked)

@@ -16,8 +16,9 @@ never registered.
 
 One version per model sha256, under any concurrency (a file lock on the embedded store; a
 tracking server gets create-then-deduplicate). A registration that died half-way is completed
-by the next run. The stage has no DVC outputs, so DVC never restores it from its run cache:
-reports/registration.json always says what the last run did to the registry.
+by the next run. DVC never restores this stage from its run cache (its output is `persist`):
+reports/registration.json always says what the last run did to the registry, and
+metrics/promotion.json (DVC-tracked) what follows from the inputs alone.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pipeline.paths import (
     MODEL_CARD_HTML,
     MODEL_CARD_MD,
     PERFORMANCE,
+    PROMOTION,
     REGISTRATION,
     UPLOADED_REPORTS,
 )
@@ -49,8 +51,8 @@ from pipeline.stage import Context, main
 
 log = logging.getLogger("pipeline.register")
 
-OUTS = (REGISTRATION,)
-UNTRACKED_OUTS = OUTS  # not DVC outputs: see the module docstring
+OUTS = (PROMOTION, REGISTRATION)
+UNTRACKED_OUTS = (REGISTRATION,)  # not a DVC output: see the module docstring
 PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "registry",
           "seed")
 JUDGED_FILES = (*UPLOADED_REPORTS, MODEL_CARD_MD, MODEL_CARD_HTML)  # hashed by governance
@@ -372,6 +374,11 @@ def run(ctx: Context) -> None:
             reg.call("clear the challenger alias", reg.client.delete_registered_model_alias,
                      cfg.model_name, cfg.challenger_alias)
         aliases = reg.versions_by_alias(cfg.model_name)
+    ctx.outputs.write_json(PROMOTION, {
+        "verdict": decision.verdict, "eligible": int(decision.verdict == "VALIDATED"
+                                                     and not decision.overrides),
+        "policy_overrides": decision.overrides,
+    })
     ctx.outputs.write_json(REGISTRATION, {
         "model_name": cfg.model_name, "version": int(version.version),
         "model_uri": f"models:/{cfg.model_name}/{version.version}", "run_id": version.run_id,
