@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import sys
 
 import pytest
 import yaml
 
 from pipeline.config import validate
 from pipeline.errors import ConfigError
-from tests.conftest import ROOT, composed, stage
+from tests.conftest import ROOT, composed, run, stage
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +128,48 @@ def test_dvc_mode_refuses_overrides(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(composed(), sort_keys=False))
     proc = stage(tmp_path, "split", "--dvc", "split.seed=3")
     assert proc.returncode == 2 and "dvc exp run -S" in proc.stderr
+
+
+SPLIT_CONF = "conf/split/stratified.yaml"
+
+
+@pytest.mark.parametrize(
+    ("appended", "needles"),
+    [
+        pytest.param("train: 0.9\n", ["found duplicate key train", "line 9,"], id="duplicate-key"),
+        pytest.param("  bad: indented\n", ["expected <block end>", "line 9,"],
+                     id="syntax-error"),
+    ],
+)
+def test_compose_reports_bad_yaml_in_conf_in_one_line(tmp_path, appended, needles):
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    conf = tmp_path / SPLIT_CONF
+    assert len(conf.read_text().splitlines()) == 8  # the line numbers below count on it
+    conf.write_text(conf.read_text() + appended)
+    (tmp_path / "params.yaml").write_text("previous: params\n")
+    proc = run([sys.executable, "-m", "pipeline.compose"], tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert f"params.yaml not written: invalid YAML: {conf}, " in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+    assert (tmp_path / "params.yaml").read_text() == "previous: params\n"
+
+
+@pytest.mark.parametrize(
+    ("appended", "needles"),
+    [
+        pytest.param("seed: 7\n", ["found duplicate key seed"], id="duplicate-key"),
+        pytest.param("seed: [7\n", ["expected ',' or ']'"], id="syntax-error"),
+    ],
+)
+def test_dvc_mode_rejects_bad_yaml_in_params_file(tmp_path, appended, needles):
+    text = yaml.safe_dump(composed(), sort_keys=False) + appended
+    (tmp_path / "params.yaml").write_text(text)
+    proc = stage(tmp_path, "split", "--dvc")
+    assert proc.returncode == 2, proc.stderr
+    assert f"invalid YAML: {tmp_path / 'params.yaml'}, line " in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "artifacts").exists()
