@@ -80,6 +80,12 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
     try:
         fn(ctx)
         written = outputs.commit(expected=[out_root / o for o in outs])
+    except OSError as e:
+        failure = outputs.write_error(e)
+        outputs.abort()
+        if failure is None:
+            raise
+        raise failure from None
     except BaseException:
         outputs.abort()
         raise
