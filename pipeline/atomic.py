@@ -3,24 +3,33 @@
 A stage asks `Outputs.path(rel)` for somewhere to write; it gets a hidden temporary file next to
 the final one. Only when the stage function returns are the temporaries renamed into place
 (`os.replace`, atomic on POSIX); if it raises, they are deleted. So a failed stage leaves no
-partial file behind, and a reader never sees a half-written one.
+partial file behind, and a reader never sees a half-written one. A write the file system
+refuses (full disk, read-only mount, ...) becomes an `OutputError` naming the path and reason.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import OutputError
+
 PARTIAL = ".partial-"
+# What the file system, not the stage, gets wrong while outputs are written: a full disk or
+# quota, a file too large, a read-only mount, no permission.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
+                          errno.EPERM})
 
 
 class Outputs:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._pending: dict[Path, Path] = {}
+        self._last: Path | None = None
 
     def path(self, rel: str | Path) -> Path:
         final = self.root / rel
@@ -29,6 +38,7 @@ class Outputs:
             stale.unlink()  # left by a killed run
         tmp = final.with_name(f".{final.name}{PARTIAL}{os.getpid()}")
         self._pending[final] = tmp
+        self._last = final
         return tmp
 
     def write_json(self, rel: str | Path, obj: Any) -> Path:
@@ -56,8 +66,25 @@ class Outputs:
 
     def abort(self) -> None:
         for tmp in self._pending.values():
-            tmp.unlink(missing_ok=True)
+            if tmp.exists():  # unlink(missing_ok) still raises EROFS on a read-only mount
+                tmp.unlink()
         self._pending.clear()
+
+    def write_error(self, e: OSError) -> OutputError | None:
+        """`e` as one line naming the path and the OS reason, if the file system refused it;
+        None for any other OSError (a bug keeps its traceback). Call it before `abort`."""
+        if e.errno not in WRITE_ERRNOS:
+            return None
+        reason = f"{os.strerror(e.errno)} ({errno.errorcode[e.errno]})"
+        if not e.filename:
+            # Writers such as pyarrow raise without a file name; the output being written is
+            # the one last handed out (a stage writes each right after asking for its path).
+            return OutputError(f"cannot write {self._last or self.root}: {reason}")
+        path = Path(e.filename)
+        if path.name.startswith(".") and PARTIAL in path.name:  # name the output, not its temp
+            path = path.with_name(path.name[1:].rsplit(PARTIAL, 1)[0])
+        verb = "write" if path in self._pending else "access"  # e.g. an unreadable input
+        return OutputError(f"cannot {verb} {path}: {reason}")
 
 
 def _clean(obj: Any) -> Any:

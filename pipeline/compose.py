@@ -17,8 +17,12 @@ def compose(output: Path, overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
+
+    from pipeline.config.load import yaml_problem
+    from pipeline.stage import EXIT_USER_ERROR
 
     try:
         compose(Path("params.yaml"), sys.argv[1:])
@@ -26,4 +30,10 @@ if __name__ == "__main__":
         # Hydra's message names the group and the options it knows; the traceback adds nothing.
         # A dataset needs conf/data/<name>.yaml, conf/governance/<name>.yaml and
         # conf/mitigation/<name>.yaml (see README, "Bringing your own dataset").
-        sys.exit(f"params.yaml not written: {e}")
+        print(f"params.yaml not written: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except yaml.YAMLError as e:
+        # A syntax error or a duplicate key in a conf/ file: Hydra's loader raises PyYAML's
+        # error as is, and its marks name the file and line.
+        print(f"params.yaml not written: invalid YAML: {yaml_problem(e)}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

@@ -17,6 +17,11 @@ class DataError(PipelineError):
     """The data does not match its dataset spec; the message names the file, column and rule."""
 
 
+class OutputError(PipelineError):
+    """A stage cannot write its outputs (full disk, quota, read-only or forbidden place); the
+    message names the path and the operating system's reason."""
+
+
 class ModelRefused(PipelineError):
     """A model source refuses to hand out a version: its registry tags are not VALIDATED and
     promoted, or its stored bytes differ from the sha256 recorded at registration. Raised by

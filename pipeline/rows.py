@@ -68,12 +68,23 @@ def report(problems: list[Problem], raw: pd.DataFrame, spec: DatasetSpec) -> Dat
     )
 
 
+# Numbers are typed through float64, which holds integers exactly only below 2**53 (2**53 + 1
+# already reads as 2**53). A larger "int" would be rounded silently, and past 2**63 wrap round
+# to a negative int64 when `check` casts the column, after the range rules passed it. So it is
+# a type error here.
+MAX_EXACT_INT = 2**53
+TYPE_RULES = {
+    "int": "type int (a whole number, |value| < 2^53)",
+    "float": "type float (a finite number)",
+}
+
+
 def _to_number(s: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     num = pd.to_numeric(s, errors="coerce").astype("float64")
     bad = s.notna() & num.isna()
-    bad |= num.notna() & ~np.isfinite(num)
+    bad |= num.notna() & ~np.isfinite(num)  # "inf", or a literal beyond float range ("1e400")
     if kind == "int":
-        bad |= num.notna() & np.isfinite(num) & (num % 1 != 0)
+        bad |= num.notna() & np.isfinite(num) & ((num % 1 != 0) | (num.abs() >= MAX_EXACT_INT))
     return num, bad
 
 
@@ -90,9 +101,8 @@ def parse(raw: pd.DataFrame, spec: DatasetSpec) -> Parsed:
         if col.type in ("int", "float"):
             s, bad = _to_number(s, col.type)
             if bad.any():
-                problems.append(
-                    Problem(name, f"type {col.type}", raw.index[bad], raw.loc[bad, name].tolist())
-                )
+                problems.append(Problem(name, TYPE_RULES[col.type], raw.index[bad],
+                                        raw.loc[bad, name].tolist()))
             s = s.mask(bad)
             na = s.isna() & ~bad
         elif col.type == "date":

@@ -80,6 +80,12 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
     try:
         fn(ctx)
         written = outputs.commit(expected=[out_root / o for o in outs])
+    except OSError as e:
+        failure = outputs.write_error(e)
+        outputs.abort()
+        if failure is None:
+            raise
+        raise failure from None
     except BaseException:
         outputs.abort()
         raise
@@ -95,14 +101,11 @@ def _show(p: Path) -> str:
 
 
 def _load_params(path: Path) -> Any:
-    import yaml
+    from pipeline.config.load import load_yaml
 
     if not path.exists():
         raise ConfigError(f"{path} is missing; run `make params` (or `dvc exp run -S ...`)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping at the top level")
     return raw

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import sys
 
 import pytest
 import yaml
 
 from pipeline.config import validate
 from pipeline.errors import ConfigError
-from tests.conftest import ROOT, composed, stage
+from tests.conftest import ROOT, composed, run, stage
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +128,100 @@ def test_dvc_mode_refuses_overrides(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(composed(), sort_keys=False))
     proc = stage(tmp_path, "split", "--dvc", "split.seed=3")
     assert proc.returncode == 2 and "dvc exp run -S" in proc.stderr
+
+
+SPLIT_CONF = "conf/split/stratified.yaml"
+
+
+@pytest.mark.parametrize(
+    ("appended", "needles"),
+    [
+        pytest.param("train: 0.9\n", ["found duplicate key train", "line 9,"], id="duplicate-key"),
+        pytest.param("  bad: indented\n", ["expected <block end>", "line 9,"],
+                     id="syntax-error"),
+    ],
+)
+def test_compose_reports_bad_yaml_in_conf_in_one_line(tmp_path, appended, needles):
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    conf = tmp_path / SPLIT_CONF
+    assert len(conf.read_text().splitlines()) == 8  # the line numbers below count on it
+    conf.write_text(conf.read_text() + appended)
+    (tmp_path / "params.yaml").write_text("previous: params\n")
+    proc = run([sys.executable, "-m", "pipeline.compose"], tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert f"params.yaml not written: invalid YAML: {conf}, " in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+    assert (tmp_path / "params.yaml").read_text() == "previous: params\n"
+
+
+@pytest.mark.parametrize(
+    ("appended", "needles"),
+    [
+        pytest.param("seed: 7\n", ["found duplicate key seed"], id="duplicate-key"),
+        pytest.param("seed: [7\n", ["expected ',' or ']'"], id="syntax-error"),
+    ],
+)
+def test_dvc_mode_rejects_bad_yaml_in_params_file(tmp_path, appended, needles):
+    text = yaml.safe_dump(composed(), sort_keys=False) + appended
+    (tmp_path / "params.yaml").write_text(text)
+    proc = stage(tmp_path, "split", "--dvc")
+    assert proc.returncode == 2, proc.stderr
+    assert f"invalid YAML: {tmp_path / 'params.yaml'}, line " in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "value", "needle"),
+    [
+        ("rf", "max_features", 2.5, "a float in the range (0.0, 1.0]"),
+        ("rf", "max_features", 0, "an int in the range [1, inf)"),
+        ("rf", "max_features", -1, "Got -1 instead"),
+        ("rf", "max_features", "foo", "a str among"),
+        ("hgb", "l2_regularization", float("inf"), "a float in the range [0.0, inf)"),
+    ],
+)
+def test_estimator_params_sklearn_refuses_are_config_errors(model, key, value, needle):
+    raw = composed(f"model={model}")
+    raw["model"][key] = value
+    msg = _err(raw)
+    assert f"model.{model}.{key}: The '{key}' parameter of " in msg and needle in msg
+    assert len(msg.splitlines()) == 2  # one problem, one line
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "value"),
+    [("rf", "n_estimators", 0), ("hgb", "learning_rate", 0.0), ("hgb", "max_leaf_nodes", 1),
+     ("logreg", "C", 0.0), ("logreg", "C", -1.0)],
+)
+def test_estimator_params_out_of_range_are_config_errors(model, key, value):
+    raw = composed(f"model={model}")
+    raw["model"][key] = value
+    assert f"model.{model}.{key}: got {value!r}" in _err(raw)
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "value"),
+    [("rf", "max_features", 2), ("rf", "max_features", 1.0), ("rf", "max_features", 0.5),
+     ("rf", "max_features", None), ("rf", "max_features", "log2"), ("logreg", "C", 1e6)],
+)
+def test_estimator_params_sklearn_accepts_stay_valid(model, key, value):
+    from pipeline.estimators import estimator
+
+    raw = composed(f"model={model}")
+    raw["model"][key] = value
+    est = estimator(validate(raw).model, seed=0)
+    assert est.get_params()[key] == value and type(est.get_params()[key]) is type(value)
+
+
+def test_bad_estimator_param_stops_the_stage_before_work(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = stage(ROOT, "train", "model=rf", "model.max_features=2.5", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2, proc.stderr
+    assert "model.rf.max_features: The 'max_features' parameter" in proc.stderr
+    assert "Got 2.5 instead" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (run_dir / "artifacts").exists()

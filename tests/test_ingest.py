@@ -102,6 +102,40 @@ def test_bad_data_is_rejected_with_a_clear_message(tmp_path, rows, needles):
     assert_rejected(proc, tmp_path, "toy", *needles)
 
 
+@pytest.mark.parametrize(
+    ("age", "score", "column", "value"),
+    [
+        # past int64: was cast to -9223372036854775808 after passing `min: 1`
+        pytest.param("12345678901234567890123", "0.5", "age", "'12345678901234567890123'",
+                     id="int-past-int64"),
+        pytest.param("-99999999999999999999999", "0.5", "age", "'-99999999999999999999999'",
+                     id="negative-int-past-int64"),
+        pytest.param("9007199254740993", "0.5", "age", "'9007199254740993'",
+                     id="int-float64-would-round"),
+        pytest.param("34.5", "0.5", "age", "'34.5'", id="int-not-whole"),
+        pytest.param("1e400", "0.5", "age", "'1e400'", id="int-overflows-to-inf"),
+        pytest.param("34", "1e400", "score", "'1e400'", id="float-overflows-to-inf"),
+    ],
+)
+def test_numbers_beyond_their_type_are_rejected(tmp_path, age, score, column, value):
+    params = toy_params()
+    params["data"]["columns"]["age"] = {"type": "int", "min": 1}  # no max: only the type stops it
+    params["data"]["columns"]["score"] = {"type": "float", "min": 0}
+    proc = ingest_toy(tmp_path, [*GOOD_ROWS, f"{age},red,{score},a,yes"], params)
+    assert_rejected(proc, tmp_path, f"column '{column}'", "toy.csv row 5", value,
+                    "type int (a whole number" if column == "age" else "type float (a finite")
+
+
+def test_integers_that_fit_and_whole_floats_are_kept(tmp_path):
+    params = toy_params()
+    params["data"]["columns"]["age"] = {"type": "int", "min": 1}
+    proc = ingest_toy(tmp_path, [*GOOD_ROWS, "9007199254740991,red,0.5,a,yes",
+                                 "40.0,red,0.5,a,yes"], params)
+    assert proc.returncode == 0, proc.stderr
+    ages = pd.read_parquet(tmp_path / "artifacts" / "ingest.parquet")["age"].tolist()
+    assert ages[-2:] == [2**53 - 1, 40]
+
+
 def test_all_problems_reported_at_once(tmp_path):
     proc = ingest_toy(tmp_path, [*GOOD_ROWS, "150,red,0.5,a,yes", "34,purple,0.5,a,yes"])
     assert_rejected(proc, tmp_path, "2 problem(s)", "column 'age'", "column 'color'")

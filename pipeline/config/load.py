@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from pipeline.config.root import Config
@@ -50,3 +52,39 @@ def validate(raw: Mapping[str, Any]) -> Config:
         return Config.model_validate(dict(raw))
     except ValidationError as err:
         raise ConfigError(describe(err)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping. PyYAML keeps the last one
+    silently, so a duplicated key in params.yaml would drop a setting without a word; Hydra's
+    loader refuses duplicates in conf/, and params.yaml is read the same way."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if (key.tag, key.value) in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key.value}", key.start_mark)
+            seen.add((key.tag, key.value))
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: 'FILE, line N: what is wrong' (its marks know where)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    what = getattr(e, "problem", None)
+    if mark is None or what is None:
+        return str(e)
+    return f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: {what}"
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file, or a ConfigError naming the file, line and problem."""
+    try:
+        with path.open("rb") as fh:  # bytes: PyYAML reports a bad encoding as a YAMLError
+            return yaml.load(fh, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML: {yaml_problem(e)}") from None

@@ -2,25 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import importlib
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
 
 
-class LogReg(Section):
+class Estimator(Section):
+    """A scikit-learn estimator: every field but `name` is an argument of `SKLEARN`'s
+    constructor (pipeline.estimators passes them as they are, plus the seed)."""
+
+    SKLEARN: ClassVar[str]  # "module.Class"
+
+    def sklearn_class(self) -> type:
+        module, _, cls = self.SKLEARN.rpartition(".")
+        return getattr(importlib.import_module(module), cls)
+
+    def sklearn_params(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+    @model_validator(mode="after")
+    def _sklearn_accepts(self) -> Estimator:
+        # scikit-learn checks its arguments only in fit(), after the earlier stages' work and
+        # as a traceback. Its own constraint table and checker, run here, refuse exactly what
+        # fit() would, in its words, so every value it accepts stays valid and no copy of its
+        # rules can drift on an upgrade. Both are private API (sklearn.utils._param_validation,
+        # `_parameter_constraints`); tests/test_config.py fails if an upgrade moves them. The
+        # field bounds in the subclasses are this project's own, sometimes narrower, choices.
+        from sklearn.utils._param_validation import (
+            InvalidParameterError,
+            validate_parameter_constraints,
+        )
+
+        cls = self.sklearn_class()
+        for key, value in self.sklearn_params().items():
+            try:
+                validate_parameter_constraints(
+                    {key: cls._parameter_constraints[key]}, {key: value},
+                    caller_name=cls.__name__)
+            except InvalidParameterError as e:
+                raise ValueError(f"{key}: {e}") from None
+        return self
+
+
+class LogReg(Estimator):
     """sklearn LogisticRegression on one-hot categoricals and standardised numerics."""
 
+    SKLEARN: ClassVar[str] = "sklearn.linear_model.LogisticRegression"
     name: Literal["logreg"]
     C: float = Field(gt=0, description="inverse regularisation strength")
     max_iter: int = Field(ge=1)
     class_weight: Literal["balanced"] | None = None
 
 
-class HGB(Section):
+class HGB(Estimator):
     """sklearn HistGradientBoostingClassifier."""
 
+    SKLEARN: ClassVar[str] = "sklearn.ensemble.HistGradientBoostingClassifier"
     name: Literal["hgb"]
     learning_rate: float = Field(gt=0, le=1)
     max_iter: int = Field(ge=1, description="boosting rounds")
@@ -29,14 +69,17 @@ class HGB(Section):
     l2_regularization: float = Field(ge=0)
 
 
-class RF(Section):
+class RF(Estimator):
     """sklearn RandomForestClassifier."""
 
+    SKLEARN: ClassVar[str] = "sklearn.ensemble.RandomForestClassifier"
     name: Literal["rf"]
     n_estimators: int = Field(ge=1)
     max_depth: int | None = Field(default=None, ge=1)
     min_samples_leaf: int = Field(ge=1)
-    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+    # int: a number of features, float: a share of them, None: all, or "sqrt"/"log2". The type
+    # is kept as given (2 features is not 2.0), and sklearn's own table decides what is valid.
+    max_features: str | int | float | None = "sqrt"
     n_jobs: int = Field(default=1, ge=1, description="deterministic for any value; 1 by default")
 
 
