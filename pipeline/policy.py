@@ -91,14 +91,20 @@ def _compose(conf_dir: Path, overrides_: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from hydra.core.global_hydra import GlobalHydra
+
+    # A standalone stage runs inside Hydra, whose global state refuses a second initialisation:
+    # step aside for this composition and put the running one back afterwards.
+    running = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
     try:
-        # initialize_config_dir saves and restores Hydra's global state, so this also works
-        # inside a standalone stage that Hydra itself is running.
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
             cfg = compose("config", overrides=overrides_)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"committed conf/ does not compose with {overrides_}: "
                           f"{str(e).splitlines()[0]}") from None
+    finally:
+        GlobalHydra.instance().hydra = running
     raw = OmegaConf.to_container(cfg, resolve=True)
     raw.pop("hydra", None)
     return raw

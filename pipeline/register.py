@@ -318,6 +318,10 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
         if version.tags.get(k) != v:
             reg.call("tag the model version", reg.client.set_model_version_tag, name,
                      version.version, k, v)
+    for k in version.tags:  # gates the current policy no longer has
+        if k.startswith("gate.") and k not in refresh:
+            reg.call("drop a stale gate tag", reg.client.delete_model_version_tag, name,
+                     version.version, k)
 
 
 def run(ctx: Context) -> None:

@@ -138,7 +138,7 @@ def test_register_fails_closed(repo, damage):
         proc = _register(repo, "--dvc")
         assert proc.returncode == 2, proc.stderr
         expected = {"missing": "is missing", "unreadable": "is unreadable",
-                    "rejected": "REJECTED by governance", "stale": "is stale"}[damage]
+                    "rejected": "the report was edited", "stale": "is stale"}[damage]
         assert expected in proc.stderr and "Traceback" not in proc.stderr
     finally:
         path.write_text(original)
