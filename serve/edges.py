@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from serve import metrics
 
-PROBE_PATHS = frozenset({"/livez", "/readyz", "/health", "/v2/health/live",
+PROBE_PATHS = frozenset({"/livez", "/readyz", "/health", "/ping", "/v2/health/live",
                          "/v2/health/ready"})
 
 
