@@ -12,7 +12,12 @@ pre-encoded. Rows:
   in-flight requests, every answer must be 200 or 503, none may time out;
 * `mlflow models serve --env-manager local -w N` on the same model (logged to a throwaway
   MLflow file store, predict_proba), at concurrency 1, 16, 64;
-* a LitServe server whose predict does nothing (LitServe's defaults): the HTTP floor.
+* a LitServe server whose predict does nothing (LitServe's defaults): the HTTP floor;
+* the same misses through this server's MLflow (`/invocations`) and Open Inference Protocol v2
+  (`/v2/models/NAME/infer`) endpoints, at concurrency 16 (goal: >= 0.95x the native row);
+* 1,000-record batches (`--modes batch`): this server with its cache off (the batches repeat)
+  and `mlflow models serve` on the same bodies, at concurrency 1 and 16; compare records/s
+  (= req/s x 1000) with the single-record misses at c=16.
 
 Reported per row: requests/s, p50 and p99 latency, status counts; per server: RSS and PSS of
 the whole process tree at rest and after its load. The table goes to stdout, the raw results
@@ -135,7 +140,7 @@ def client_main(args: list[str]) -> None:
     url, payload_file, conc, duration, mode, offset, timeout = args
     lines = Path(payload_file).read_bytes().splitlines()
     offset_i = int(offset)
-    cycle = mode in ("hit", "floor")
+    cycle = mode in ("hit", "floor", "batch")
     bodies = lines[:64] if cycle else lines[offset_i:]
     headers = {"content-type": "application/json", "x-api-key": KEY}
     try:
@@ -228,23 +233,40 @@ def prepare_model(model: Path | None, work: Path) -> Path:
     return work / "train" / "artifacts" / "model.pkl"
 
 
-def payload_files(model_path: Path, work: Path) -> tuple[Path, Path]:
-    """Unique records (real rows, deduplicated) as this server's and MLflow's bodies."""
+def payload_files(model_path: Path, work: Path) -> dict[str, Path]:
+    """Unique records (real rows, deduplicated) as each protocol's bodies, and 1,000-record
+    batches."""
     import pandas as pd
 
     from pipeline.model import load
 
     cols = load(model_path).input_columns
-    frames = [pd.read_parquet(ROOT / "artifacts" / "split" / f"{s}.parquet")
+    split = model_path.parent / "split"  # a built repo's artifacts/, else this checkout's
+    split = split if split.is_dir() else ROOT / "artifacts" / "split"
+    frames = [pd.read_parquet(split / f"{s}.parquet")
               for s in ("train", "val", "test")]
     df = pd.concat(frames)[cols].drop_duplicates().sample(frac=1.0, random_state=0)
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
                for r in df.astype(object).to_dict("records")]
-    ours, mlf = work / "ours.jsonl", work / "mlflow.jsonl"
-    ours.write_bytes(b"\n".join(json.dumps(r).encode() for r in records))
-    mlf.write_bytes(b"\n".join(json.dumps({"dataframe_records": [r]}).encode()
-                               for r in records))
-    return ours, mlf
+    v2_types = {int: "INT64", float: "FP64", str: "BYTES"}
+
+    def v2(r: dict) -> dict:
+        return {"inputs": [{"name": c, "shape": [1], "datatype": v2_types[type(v)],
+                            "data": [v]} for c, v in r.items()]}
+
+    batches = [records[i:i + 1000] for i in range(0, len(records) - 999, 1000)][:16]
+    bodies = {
+        "ours": [json.dumps(r) for r in records],
+        "mlflow": [json.dumps({"dataframe_records": [r]}) for r in records],
+        "v2": [json.dumps(v2(r)) for r in records],
+        "ours_batch": [json.dumps({"records": b}) for b in batches],
+        "mlflow_batch": [json.dumps({"dataframe_records": b}) for b in batches],
+    }
+    out = {}
+    for name, lines in bodies.items():
+        out[name] = work / f"{name}.jsonl"
+        out[name].write_bytes("\n".join(lines).encode())
+    return out
 
 
 def our_server(model: Path, workers: int, work: Path,
@@ -304,15 +326,17 @@ def measure(server: Running, path: str, rows: list[tuple[str, Path, int]], durat
     server.wait_ready()
     rest = tree_memory(server.proc.pid)
     url = f"http://127.0.0.1:{server.port}{path}"
-    for mode, payloads, conc in rows:
+    for mode, payloads, conc, *other in rows:
         start_at = offset[0]
-        res = run_client(url, payloads, conc, duration, mode, start_at,
+        row_url = f"http://127.0.0.1:{server.port}{other[0]}" if other else url
+        res = run_client(row_url, payloads, conc, duration, mode, start_at,
                          timeout=(extra or {}).get("timeout", 30.0))
-        if mode in ("miss", "overload"):
+        if mode in ("miss", "overload") or mode.startswith("miss-"):
             offset[0] += res["requests"] + 2 * conc
+        mode = f"{mode} {other[0]}" if other else mode
         res.update(server=server.name, mode=mode)
         results.append(res)
-        print(f"  {server.name:18s} {mode:8s} c={conc:<4d} {res['rps']:8.1f} req/s  "
+        print(f"  {server.name:18s} {mode:24s} c={conc:<4d} {res['rps']:8.1f} req/s  "
               f"p50 {res['p50_ms']} ms  p99 {res['p99_ms']} ms  {res['codes']}", flush=True)
     after = tree_memory(server.proc.pid)
     results.append({"server": server.name, "mode": "memory", "at_rest": rest,
@@ -347,7 +371,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=6.0, help="seconds per row")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serve_load.json")
     ap.add_argument("--skip", default="", help="comma list of: ours,mlflow,noop")
-    ap.add_argument("--modes", default="miss,hit,overload", help="rows for this server")
+    ap.add_argument("--modes", default="miss,hit,overload,protocols,batch",
+                    help="rows for this server")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides for this server")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -356,13 +381,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         work = Path(tmp)
         model = prepare_model(args.model, work)
-        ours_payloads, mlflow_payloads = payload_files(model, work)
+        files = payload_files(model, work)
+        ours_payloads, mlflow_payloads = files["ours"], files["mlflow"]
+        modes = args.modes.split(",")
         for workers in (int(w) for w in args.workers.split(",")):
             if "ours" not in skip:
                 server, inflight = our_server(model, workers, work, args.overrides)
-                modes = args.modes.split(",")
                 rows = [(m, ours_payloads, c) for m in ("miss", "hit") if m in modes
                         for c in CONCURRENCY]
+                if "protocols" in modes:  # the same misses through the other protocols
+                    rows += [("miss", mlflow_payloads, 16, "/invocations"),
+                             ("miss", files["v2"], 16, "/v2/models/model/infer")]
                 if "overload" in modes:
                     rows += [("overload", ours_payloads, 4 * inflight)]
                 try:
@@ -370,12 +399,24 @@ def main() -> None:
                             {"timeout": 10.0})
                 finally:
                     server.stop()
+                if "batch" in modes:  # repeated batches: the cache would answer them
+                    server, _ = our_server(model, workers, work,
+                                           [*args.overrides, "serve.cache.enabled=false"])
+                    server.name += "-nocache"
+                    try:
+                        measure(server, "/predict", [("batch", files["ours_batch"], c)
+                                                     for c in (1, 16)],
+                                args.duration, results, [0], {"timeout": 30.0})
+                    finally:
+                        server.stop()
             if "mlflow" not in skip:
                 server = mlflow_server(model, workers, work)
+                rows = [("miss", mlflow_payloads, c) for c in CONCURRENCY]
+                if "batch" in modes:
+                    rows += [("batch", files["mlflow_batch"], c) for c in (1, 16)]
                 try:
-                    measure(server, "/invocations",
-                            [("miss", mlflow_payloads, c) for c in CONCURRENCY],
-                            args.duration, results, [64])
+                    measure(server, "/invocations", rows, args.duration, results, [64],
+                            {"timeout": 30.0})
                 finally:
                     server.stop()
             if "noop" not in skip:

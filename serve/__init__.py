@@ -4,13 +4,19 @@
 
 Modules, in request order:
 
-    gate     ASGI middleware: API key, payload limit, metrics, JSON access log
+    edges    uvicorn's protocol with connection bounds: header size/count, read deadlines,
+             idle timeout, a connection cap that still answers probes
+    gate     ASGI middleware: API key, payload limit, body deadline, request id, access log
     schema   request/response models derived from the dataset spec and the model's inputs
-    http     /predict (validation -> prediction cache -> worker queue), /health, /metrics, /info
+    http     /predict (validation -> prediction cache -> worker queue), /livez, /readyz,
+             /metrics, /info, the 422 format
+    protocols  MLflow /invocations and Open Inference Protocol v2, on the same path
     loop     the workers' batching loop (greedy dynamic batching)
     api      the LitAPI run by each worker: one DataFrame and one predict call per batch,
              model hot-swap on a TTL
     state    what each worker serves, in shared memory
-    server   the LitServer subclass: process layout, LitServe 0.2.19 fixes, SIGTERM handling
+    transport  answers from workers to HTTP processes: framed messages over pipes
+    server   the LitServer subclass: process layout, LitServe 0.2.19 fixes, its own run()
+    supervise  signals, the watch on every child, parent-death, the dead-child policy
     metrics  Prometheus (multiprocess mode); logsetup: JSON logs through the PII scrubber
 """

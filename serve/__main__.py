@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
         else:
             raw = compose(argv)
         cfg = validate(raw)
-        serve(cfg)
+        return serve(cfg)
     except PipelineError as e:
         log.error("serve failed: %s", e)
         return EXIT_USER_ERROR
@@ -74,7 +74,6 @@ def main(argv: list[str]) -> int:
             log.error("serve failed: %s", e)
             return EXIT_USER_ERROR
         raise
-    return 0
 
 
 if __name__ == "__main__":

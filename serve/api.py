@@ -15,7 +15,16 @@ The model is cached with a TTL: a daemon thread asks the source every `reload_in
 seconds which version is current and, when it changed, loads the new one *in that thread*
 and swaps a single reference. predict reads the reference once per batch, so a batch is
 scored by one model, requests never wait for a load and none fails during a swap. If the
-source cannot be reached the worker keeps its model and reports itself degraded.
+source cannot be reached the worker keeps its model and reports itself degraded; after
+`REBUILD_AFTER` failed checks in a row it builds the source afresh (a new registry client and
+store engine), so a store that was damaged and restored is picked up again without a
+restart. A version the source *refuses* (`ModelRefused`: not VALIDATED and promoted, or its
+bytes changed) is never served: the worker keeps its model, reports `refused: ...` as its
+degraded reason and counts it in `govpipe_model_refusals_total`. At startup a refusal is
+fatal: the worker records the reason and exits; the main process logs it once and exits 2.
+
+A request with no rows is a readiness ping: it crosses the queue and the answer pipe like any
+other request but costs no predict call (serve.http's /readyz).
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from serve.loop import GreedyBatchLoop
 from serve.state import SharedState
 
 log = logging.getLogger("serve.worker")
+
+REBUILD_AFTER = 3  # consecutive failed source checks before the source is built afresh
+EXIT_SETUP_FAILED = 3
 
 
 class IncompatibleModel(Exception):
@@ -57,18 +69,27 @@ class GovernedAPI(ls.LitAPI):
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self, device: str) -> None:
-        from pipeline.loaders import build_source
+        from pipeline.errors import PipelineError
         from serve import logsetup, metrics
 
         logsetup.configure(self.log_level)
         _fast_sklearn()
         self.worker = int(os.environ.get("LITSERVE_WORKER_ID", "0"))
         self.metrics = metrics.get()
-        self.source = build_source(self.source_cfg)
-        loaded = self.source.load()
-        published = self.state.publish_model_info(describe(loaded))
-        self.columns = list(published["input_columns"])
-        self._check(loaded)
+        self._failures = 0
+        try:
+            self.source = self._build_source()
+            loaded = self.source.load()
+            published = self.state.publish_model_info(describe(loaded))
+            self.columns = list(published["input_columns"])
+            self._check(loaded)
+        except (PipelineError, IncompatibleModel) as e:
+            # A reason the operator can act on: the main process logs it once, no traceback.
+            self.state.failed(self.worker, _reason(e))
+            raise SystemExit(EXIT_SETUP_FAILED) from None
+        except Exception as e:
+            self.state.failed(self.worker, f"setup failed: {type(e).__name__}")
+            raise  # a bug: LitServe logs the traceback (scrubbed)
         self.current = _Serving(loaded, self.columns, self.threshold)
         self.state.loaded(self.worker, loaded.name, loaded.version, swapped=False)
         log.info("worker %d serving %s version %s", self.worker, loaded.name, loaded.version)
@@ -87,17 +108,28 @@ class GovernedAPI(ls.LitAPI):
         while not self._stop.wait(self.reload_interval):
             self.check_source()
 
+    def _build_source(self) -> Any:
+        from pipeline.loaders import build_source
+
+        return build_source(self.source_cfg)
+
     def check_source(self) -> None:
         """One TTL expiry: resolve the current version; load and swap if it changed."""
+        from pipeline.errors import ModelRefused
+
         m = self.metrics.reloads
         try:
             version = self.source.resolve()
-        except Exception as e:  # registry unreachable, file gone, ...
+        except Exception as e:  # registry unreachable, file gone, store damaged, ...
             m.labels(result="resolve_error").inc()
             self.state.degraded(self.worker, f"resolve failed: {type(e).__name__}")
             log.warning("worker %d: model source unreachable (%s); keeping version %s",
                         self.worker, type(e).__name__, self.current.version)
+            self._failures += 1
+            if self._failures >= REBUILD_AFTER:
+                self._rebuild()
             return
+        self._failures = 0
         if version == self.current.version:
             m.labels(result="unchanged").inc()
             self.state.checked(self.worker)
@@ -105,6 +137,13 @@ class GovernedAPI(ls.LitAPI):
         try:
             loaded = self.source.load()
             self._check(loaded)
+        except ModelRefused as e:
+            m.labels(result="refused").inc()
+            self.metrics.refusals.inc()
+            self.state.degraded(self.worker, _reason(e))
+            log.error("worker %d: %s; keeping version %s", self.worker, _reason(e),
+                      self.current.version)
+            return
         except Exception as e:
             m.labels(result="load_error").inc()
             self.state.degraded(self.worker, f"load failed: {type(e).__name__}")
@@ -117,6 +156,19 @@ class GovernedAPI(ls.LitAPI):
         self.state.loaded(self.worker, loaded.name, loaded.version, swapped=True)
         log.info("worker %d: swapped model %s -> %s", self.worker, previous, loaded.version)
 
+    def _rebuild(self) -> None:
+        """A fresh source: whatever it cached (a client, a SQLite engine) may be what broke."""
+        self._failures = 0
+        try:
+            self.source = self._build_source()
+        except Exception as e:
+            log.warning("worker %d: rebuilding the model source failed (%s)", self.worker,
+                        type(e).__name__)
+            return
+        self.metrics.source_rebuilds.inc()
+        log.info("worker %d: model source rebuilt after %d failed checks", self.worker,
+                 REBUILD_AFTER)
+
     # -- hot path ------------------------------------------------------------------------------
     def decode_request(self, request: dict) -> list:
         return request["rows"]
@@ -128,6 +180,8 @@ class GovernedAPI(ls.LitAPI):
         serving = self.current  # one model for the whole batch, even if a swap happens now
         started = time.perf_counter()
         rows = [r for req in x for r in req]
+        if not rows:  # readiness pings only: the round trip is the answer
+            return [(serving, ()) for _ in x]
         try:
             p = serving.score(rows)
         except Exception:
@@ -184,10 +238,19 @@ class _Serving:
     def labelled(self, p: Any) -> list[dict]:
         t, pos, neg = self.threshold, self.positive, self.negative
         out = []
-        for v in p.tolist():
+        for v in (p.tolist() if hasattr(p, "tolist") else p):
             hit = v >= t
             out.append({"probability": v, "label": pos if hit else neg, "label_id": int(hit)})
         return out
+
+
+def _reason(e: BaseException) -> str:
+    """What /readyz and the logs say about a setup or reload failure."""
+    from pipeline.errors import ModelRefused
+
+    if isinstance(e, ModelRefused):
+        return f"refused: {e}"
+    return f"{type(e).__name__}: {e}"
 
 
 def _fast_sklearn() -> None:

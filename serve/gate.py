@@ -3,17 +3,24 @@
 A plain ASGI middleware (no BaseHTTPMiddleware: that one costs a task per request), so the
 checks run before FastAPI reads or parses anything:
 
-1. every route except the open ones needs the API key (constant-time compare): 401;
-2. a body larger than `max_payload_bytes` is refused without being read further: 413;
+1. every route except the open ones needs the API key (constant-time compare), in the
+   configured header or as `Authorization: Bearer KEY` (what KServe/MLflow clients send): 401;
+2. a body larger than `max_payload_bytes` is refused without being read further: 413; a body
+   not received within `read_timeout` seconds (a slow or stalled client) gets 408 and the
+   connection is closed;
 3. each request is counted, timed and logged as one JSON line - route, status, duration,
-   request id, record count, cache outcome, model version; never bodies or headers.
+   request id, W3C trace context, record count, cache outcome, model version; never bodies or
+   headers. A caller's `X-Request-ID` is kept when it is well formed (1-64 characters of
+   `A-Za-z0-9._:-`), otherwise a new id is made; `traceparent` is logged when it is valid.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,19 +30,26 @@ from serve import metrics
 access_log = logging.getLogger("serve.access")
 
 # Reachable without the key: liveness/readiness probes, Prometheus, and the API description.
-OPEN_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                        "/redoc"})
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/health", "/ping", "/v2/health/live",
+                        "/v2/health/ready", "/metrics", "/openapi.json", "/docs"})
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+# W3C Trace Context, version 00: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>
+_TRACEPARENT = re.compile(rb"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 
 
 class Gate:
     def __init__(self, app: ASGIApp, *, api_key: bytes | None, header: str,
-                 max_payload_bytes: int, routes: frozenset[str], access: bool) -> None:
+                 max_payload_bytes: int, routes: frozenset[str], access: bool,
+                 read_timeout: float = 30.0) -> None:
         self.app = app
         self.api_key = api_key
+        self.bearer = b"bearer " + api_key if api_key is not None else None
         self.header = header.lower().encode("latin-1")
         self.max_bytes = max_payload_bytes
+        self.read_timeout = read_timeout
         self.routes = routes
         self.access = access
         self.metrics = metrics.get()
@@ -46,9 +60,9 @@ class Gate:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        rid = uuid.uuid4().hex[:16]
+        rid, trace = _ids(scope["headers"])
         state = scope.setdefault("state", {})
-        state["request_id"] = rid
+        state["request_id"], state["traceparent"] = rid, trace
         status = 500
         rid_header = (b"x-request-id", rid.encode())
 
@@ -65,11 +79,19 @@ class Gate:
                 await _reply(send_with_id, 401, "missing or invalid API key",
                              [(b"www-authenticate", b"ApiKey")])
             elif scope["method"] in ("POST", "PUT", "PATCH"):
-                body = await self._read_body(scope, receive)
+                try:
+                    async with asyncio.timeout(self.read_timeout):
+                        body = await self._read_body(scope, receive)
+                except TimeoutError:
+                    self.metrics.rejected.labels(reason="slow_request").inc()
+                    await _reply(send_with_id, 408, f"request body not received within "
+                                 f"{self.read_timeout:g} s", [(b"connection", b"close")])
+                    return
                 if body is None:
                     self.metrics.rejected.labels(reason="payload_too_large").inc()
                     await _reply(send_with_id, 413,
-                                 f"payload larger than {self.max_bytes} bytes")
+                                 f"payload larger than {self.max_bytes} bytes",
+                                 [(b"connection", b"close")])
                 else:
                     await self.app(scope, _replay(body, receive), send_with_id)
             else:
@@ -81,6 +103,8 @@ class Gate:
         for name, value in scope["headers"]:
             if name == self.header:
                 return hmac.compare_digest(value, self.api_key)
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                return hmac.compare_digest(b"bearer " + value[7:], self.bearer)
         return False
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
@@ -108,7 +132,8 @@ class Gate:
         return b"".join(chunks)
 
     def _record(self, scope: dict, state: dict, path: str, status: int, seconds: float) -> None:
-        route = path if path in self.routes else "other"
+        route = path if path in self.routes else (
+            "/v2/models/*" if path.startswith("/v2/models/") else "other")
         key = (route, scope["method"], status)
         children = self._children.get(key)
         if children is None:  # label lookups cost more than the updates: do them once
@@ -123,11 +148,23 @@ class Gate:
             children[2].inc()
         if self.access:
             access_log.info("request", extra={
-                "request_id": state.get("request_id"), "method": scope["method"],
+                "request_id": state.get("request_id"), "traceparent": state.get("traceparent"),
+                "method": scope["method"],
                 "route": route, "status": status, "duration_ms": round(seconds * 1000, 3),
                 "records": state.get("records"), "cache": state.get("cache"),
                 "model_version": state.get("model_version"),
             })
+
+
+def _ids(headers: list) -> tuple[str, str | None]:
+    """The caller's request id if well formed (else a new one), and a valid traceparent."""
+    rid = trace = None
+    for name, value in headers:
+        if name == b"x-request-id" and rid is None and _REQUEST_ID.fullmatch(value):
+            rid = value.decode("ascii")
+        elif name == b"traceparent" and trace is None and _TRACEPARENT.fullmatch(value):
+            trace = value.decode("ascii")
+    return rid or uuid.uuid4().hex[:16], trace
 
 
 def _replay(body: bytes, receive: Callable) -> Callable:

@@ -17,8 +17,8 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
           "error": logging.ERROR}
 
 # Access-log fields (set with `extra=`); values are counts, codes and ids, never payloads.
-ACCESS_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "records", "cache",
-                 "model_version")
+ACCESS_FIELDS = ("request_id", "traceparent", "method", "route", "status", "duration_ms",
+                 "records", "cache", "model_version")
 
 _THIRD_PARTY = ("litserve", "uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
 

@@ -57,6 +57,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS)
         self.reloads = Counter(
             "govpipe_model_reloads", "model source checks by outcome", ["result"])
+        self.refusals = Counter(
+            "govpipe_model_refusals", "versions the model source refused to hand out "
+            "(not VALIDATED and promoted, or stored bytes changed); the old model stays")
+        self.transport_errors = Counter(
+            "govpipe_transport_errors", "answer pipes found unusable (the HTTP process stops)")
+        self.source_rebuilds = Counter(
+            "govpipe_model_source_rebuilds",
+            "model sources rebuilt after repeated resolve errors (fresh client and store engine)")
 
 
 _metrics: Metrics | None = None

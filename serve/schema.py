@@ -31,6 +31,8 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
+    ValidationError,
     create_model,
 )
 
@@ -88,6 +90,8 @@ class RequestSchema:
     batch: type[BaseModel]            # {"records": [record, ...]}
     body: Any                         # record | batch, chosen by the presence of `records`
     _getter: Callable[[BaseModel], Any]
+    records: Any = None               # TypeAdapter of [record, ...] (1..max_records)
+    types: dict[str, str] | None = None  # column -> spec type (int, float, category, ...)
 
     @classmethod
     def build(cls, spec: DatasetSpec, input_columns: Sequence[str],
@@ -129,7 +133,24 @@ class RequestSchema:
         getter = operator.attrgetter(*attrs)
         if len(attrs) == 1:
             getter = (lambda g: lambda r: (g(r),))(getter)
-        return cls(tuple(input_columns), record, batch, body, getter)
+        records = TypeAdapter(Annotated[list[record],
+                                        Field(min_length=1, max_length=max_records)])
+        types = {c: spec.columns[c].type for c in input_columns}
+        return cls(tuple(input_columns), record, batch, body, getter, records, types)
+
+    def validate_records(self, records: Any, where: tuple = ()) -> list[Row]:
+        """Records from another protocol's body -> rows, validated exactly like /predict's
+        batch; errors are raised as FastAPI's, located under `where` in the caller's body."""
+        from fastapi.exceptions import RequestValidationError
+
+        try:
+            valid = self.records.validate_python(records)
+        except ValidationError as e:
+            raise RequestValidationError(
+                [{**err, "loc": ("body", *where, *err["loc"])} for err in e.errors(
+                    include_input=False, include_url=False)]) from None
+        get = self._getter
+        return [get(r) for r in valid]
 
     def rows(self, body: BaseModel) -> list[Row]:
         """The validated records as row tuples: the canonical form (cache key, frame rows)."""
@@ -176,12 +197,16 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+_FORMS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+
+
 def field_path(loc: Sequence[Any]) -> str:
     """FastAPI/pydantic error location -> 'records[0].age' (drops 'body' and the union tag)."""
     parts = list(loc)
     if parts and parts[0] == "body":
         parts = parts[1:]
-    if parts and parts[0] in ("record", "batch"):
+    if parts and parts[0] in ("record", "batch") or (parts and parts[0] in _FORMS and
+                                                      len(parts) > 1 and parts[1] == parts[0]):
         parts = parts[1:]
     out = ""
     for p in parts:

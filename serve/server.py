@@ -1,46 +1,44 @@
 """The LitServer, adapted for this service, and how to run and stop it.
 
-Process layout (LitServe's): the main process starts a multiprocessing manager, spawns the
-inference workers (serve.api), waits until one has a model, then forks the HTTP processes
-that share the listening socket; it then only waits for the stop signal.
+Process layout: the main process spawns the inference workers (serve.api), waits until every
+one has a model, then forks the HTTP processes that share the listening socket; it then
+watches them all (serve.supervise). No multiprocessing manager process: requests go through a
+plain multiprocessing.Queue, answers through serve.transport's pipes, worker state through
+serve.state's shared memory.
 
 What this subclass changes in LitServe 0.2.19, and why:
 
-* Routes: /predict is registered only once a worker has loaded the model and published its
-  input columns, so the request schema is derived from the dataset spec *and* the model
-  actually served, and the main process never loads the model itself. /health reports model
-  versions and degraded sources; /metrics is Prometheus; the API key is checked by serve.gate
-  (LitServe's `LIT_SERVER_API_KEY` would lock /health too and is ignored here).
-* Queues: LitServe puts every request and every answer through a multiprocessing *manager*
-  process (extra IPC round trips, one more busy process, a thread hop per answer); requests
-  go through a plain multiprocessing.Queue and answers through serve.transport's pipes (its
-  ZeroMQ alternative is broken in 0.2.19, see there).
-* Stopping: LitServe leaves its workers and HTTP processes running, still holding the port,
-  when the main process gets SIGTERM. Here SIGTERM stops the HTTP processes first (they
-  finish in-flight requests, for at most `shutdown_timeout` s), then the workers, then the
-  manager; anything left is killed before the main process exits.
+* Routes: /predict (and the MLflow and Open Inference Protocol endpoints, serve.protocols) are
+  registered only once a worker has loaded the model and published its input columns, so the
+  request schema is derived from the dataset spec *and* the model actually served, and the
+  main process never loads the model itself. The probes prove a worker round trip; /metrics
+  is Prometheus; the API key is checked by serve.gate (LitServe's `LIT_SERVER_API_KEY` would
+  lock the probes too and is ignored here). /docs is off (its assets come from a CDN).
+* `run()` is this class's own: LitServe's waits on a manager Event that a Ctrl-C leaves
+  wedged (the main process hung in "shutting down", still serving), lets SIGINT kill the
+  workers under in-flight requests, never notices a dead HTTP process, and leaves children
+  running when the main process is killed. serve.supervise has the policy.
+* Connection bounds (header size/count, read deadlines, idle timeout, a connection cap that
+  spares the probes): serve.edges, as uvicorn's protocol class.
 * No `client.py` written to the working directory; binds 127.0.0.1 unless configured.
 """
 
 from __future__ import annotations
 
-import _thread
 import logging
 import multiprocessing as mp
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
-from contextlib import suppress
 from typing import Any
 
 import litserve as ls
+import uvicorn
 from starlette.middleware.gzip import GZipMiddleware
 
 from pipeline.errors import ConfigError, PipelineError
-from serve import http, logsetup, metrics
+from serve import edges, http, logsetup, metrics, protocols, supervise
 from serve.api import GovernedAPI
 from serve.gate import Gate
 from serve.schema import RequestSchema
@@ -50,6 +48,7 @@ from serve.transport import PipeTransport
 log = logging.getLogger("serve")
 
 API_PATH = "/predict"
+TITLE = "govpipe inference service"
 
 
 def cpu_count() -> int:
@@ -65,7 +64,7 @@ def effective_workers(requested: int) -> int:
 
 
 class WorkerStartError(PipelineError):
-    """No inference worker could load the model (its error is logged just before)."""
+    """No inference worker could load the model; the message says why."""
 
 
 def api_key_from_env(auth: Any, environ: dict[str, str] | None = None) -> bytes | None:
@@ -83,28 +82,36 @@ def api_key_from_env(auth: Any, environ: dict[str, str] | None = None) -> bytes 
 
 
 class GovernedServer(ls.LitServer):
-    def __init__(self, cfg: Any, state: SharedState, api_key: bytes | None) -> None:
+    def __init__(self, cfg: Any, state: SharedState, api_key: bytes | None,
+                 signals: supervise.Signals) -> None:
         spec = cfg.serve
         self.cfg, self.spec, self.state, self.api_key = cfg, spec, state, api_key
+        self.signals = signals
         self.info: dict[str, Any] = {}
-        self.serving_started = False
-        self._stopped = False
         self.n_workers = state.workers
+        self.handler: http.PredictHandler | None = None
         api = GovernedAPI(
             source=spec.source, threshold=spec.threshold, reload_interval=spec.reload.interval,
             state=state, log_level=spec.log_level, max_batch_size=spec.max_batch_size,
             batch_timeout=spec.batch_timeout, api_path=API_PATH)
         super().__init__(api, accelerator="cpu", devices=1, workers_per_device=self.n_workers,
                          timeout=spec.limits.request_timeout)
-        self.uvicorn_graceful_timeout = spec.shutdown_timeout
+        # In-flight requests get what is left of shutdown_timeout once the workers' second
+        # is kept back (serve.supervise.stop).
+        self.uvicorn_graceful_timeout = max(0.5, spec.shutdown_timeout - 1.5)
+        self.app.title, self.app.version = TITLE, "1"
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: removed (the /docs
+        # route in serve.http says why). /openapi.json stays.
+        self.app.router.routes = [r for r in self.app.router.routes
+                                  if getattr(r, "path", None) not in
+                                  ("/docs", "/docs/oauth2-redirect", "/redoc")]
 
     # -- app construction ----------------------------------------------------------------------
     def _register_internal_endpoints(self) -> None:
-        http.install_internal(self.app, state=self.state, info=self.info,
-                              header=self.spec.auth.header)
+        pass  # in _predict_route: the probes need the handler, which needs the model
 
     def _register_api_endpoints(self, lit_api: Any, request_type: Any, response_type: Any) -> None:
-        pass  # deferred to _start_server: the schema needs the model's input columns
+        pass  # deferred to _predict_route: the schema needs the model's input columns
 
     def _register_middleware(self) -> None:
         for mw in self.middlewares:
@@ -116,12 +123,14 @@ class GovernedServer(ls.LitServer):
         self.app.add_middleware(  # added last = outermost: runs before everything else
             Gate, api_key=self.api_key, header=self.spec.auth.header,
             max_payload_bytes=limits.max_payload_bytes, access=self.spec.access_log,
-            routes=frozenset({API_PATH, "/health", "/metrics", "/info", "/openapi.json",
-                              "/docs"}))
+            read_timeout=limits.read_timeout,
+            routes=frozenset({API_PATH, "/livez", "/readyz", "/health", "/metrics", "/info",
+                              "/openapi.json", "/docs", "/invocations", "/ping", "/v2",
+                              "/v2/health/live", "/v2/health/ready"}))
 
     def _predict_route(self) -> None:
         info = self.state.model_info()
-        if info is None:  # LitServe only gets here once a worker is ready
+        if info is None:  # only called once every worker is ready
             raise RuntimeError("no worker published its model")
         data = self.cfg.data
         if info.get("dataset") not in (None, data.name):
@@ -143,109 +152,78 @@ class GovernedServer(ls.LitServer):
             "limits": limits.model_dump(), "cache": cache.model_dump(),
             "reload_interval": self.spec.reload.interval,
         })
-        handler = http.PredictHandler(
+        handler = self.handler = http.PredictHandler(
             self, schema, self.state, api_path=API_PATH, threshold=self.spec.threshold,
             cache_size=cache.size if cache.enabled else None, cache_ttl=cache.ttl,
             request_timeout=limits.request_timeout, max_inflight=limits.max_inflight)
-        http.install_predict(self.app, handler, self.spec.auth.header)
+        self._transport.on_failure = handler.transport_failed
+        errors = http.ErrorFormat(frozenset(schema.columns), limits.max_errors)
+        header = self.spec.auth.header
+        http.install_internal(self.app, state=self.state, info=self.info, header=header,
+                              errors=errors, ready_timeout=self.spec.probes.ready_timeout,
+                              handler=handler)
+        http.install_predict(self.app, handler, header)
+        protocols.install(self.app, handler, header, info, self.spec.probes.ready_timeout)
 
-    # -- process management --------------------------------------------------------------------
-    def _init_manager(self, num_api_servers: int) -> Any:
-        logsetup.route_third_party()  # LitServe.run() just gave its logger its own handler
-        manager = super()._init_manager(num_api_servers)
-        # Requests: a plain queue (a pipe) instead of one served by the manager process.
-        ctx = mp.get_context("spawn")  # spawned workers get it pickled, forked HTTP inherit it
-        for path in list(self.litapi_request_queues):
-            self.litapi_request_queues[path] = ctx.Queue()
-        # Answers: one pipe per HTTP process (see serve.transport for why not LitServe's).
+    # -- process management (serve.supervise has the policy) -----------------------------------
+    def run(self, *, host: str, port: int, num_api_servers: int, log_level: str,
+            **uvicorn_kwargs: Any) -> int:
+        """Start everything, serve until a stop signal or a child's death; the exit code."""
+        config = uvicorn.Config(app=self.app, host=host, port=port, log_level=log_level,
+                                **uvicorn_kwargs)
+        sockets = [config.bind_socket()]
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        self.litapi_request_queues = {API_PATH: queue}
         self._transport = PipeTransport(num_api_servers)
-        return manager
-
-    def _start_server(self, port, num_uvicorn_servers, log_level, sockets, uvicorn_worker_type,
-                      **kwargs):
-        self._predict_route()
-        workers = super()._start_server(port, num_uvicorn_servers, log_level, sockets,
-                                        uvicorn_worker_type, **kwargs)
-        self.serving_started = True
-        log.info("serving on %s:%d: %d HTTP process(es), %d worker(s)", self.spec.host, port,
-                 num_uvicorn_servers, self.n_workers)
-        return workers
-
-    def request_stop(self) -> None:
-        """Ask the main thread to shut down (safe from any thread, not from a signal handler)."""
+        children: dict[str, Any] = {}
+        self.inference_workers = []
+        for i in range(self.n_workers):
+            p = ctx.Process(target=supervise.worker_main, name=f"inference-worker-{i}",
+                            args=(self.lit_api, i, queue, self._transport,
+                                  self._callback_runner, os.getpid()))
+            p.start()
+            self.inference_workers.append(p)
+            children[f"inference worker {i}"] = p
+        front: list[Any] = []
+        code = 0
         try:
-            self._shutdown_event.set()
-        except Exception as e:  # the manager is gone: interrupt the wait instead
-            log.warning("stop event unavailable (%s: %s); interrupting", type(e).__name__, e)
-            _thread.interrupt_main()
+            if not self._wait_for_workers(children):
+                return 0  # stopped while starting
+            self._predict_route()
+            http_procs = self._start_server(port, num_api_servers, log_level, sockets,
+                                            "process", **uvicorn_kwargs)
+            front = list(http_procs.values())
+            for i, w in http_procs.items():
+                children[f"HTTP process {i}"] = w
+            log.info("serving on %s:%d: %d HTTP process(es), %d worker(s)", host, port,
+                     num_api_servers, self.n_workers)
+            why, code = supervise.watch(children, self.signals)
+            log.info("shutting down (%s); in-flight requests get %g s", why,
+                     self.uvicorn_graceful_timeout)
+        finally:
+            self.state.set_draining()
+            supervise.stop(front, self.inference_workers,
+                           time.monotonic() + self.spec.shutdown_timeout)
+            for s in sockets:
+                s.close()
+        return code
 
-    def _perform_graceful_shutdown(self, manager: Any, uvicorn_workers: dict,
-                                   shutdown_reason: str = "normal") -> None:
-        if threading.current_thread() is not threading.main_thread():
-            # LitServe's worker monitor saw a worker die: let the main thread stop everything.
-            log.error("stopping: %s", shutdown_reason)
-            self.request_stop()
-            return
-        if self._stopped:
-            return
-        self._stopped = True
-        log.info("shutting down (%s)", shutdown_reason)
-        with suppress(Exception):
-            self._shutdown_event.set()  # also ends LitServe's worker monitor
-        # HTTP processes first: on SIGTERM uvicorn stops accepting and lets in-flight requests
-        # finish, which needs the workers still running.
-        front = [w for w in uvicorn_workers.values() if isinstance(w, mp.process.BaseProcess)]
-        for w in front:
-            if w.is_alive():
-                w.terminate()
-        _join(front, self.spec.shutdown_timeout + 2)
-        _join(list(getattr(self, "inference_workers", [])), 5, terminate=True)
-        with suppress(Exception):
-            manager.shutdown()
-        for q in self.litapi_request_queues.values():
-            with suppress(Exception):
-                q.cancel_join_thread()
-                q.close()
-
-
-def _join(procs: list, timeout: float, terminate: bool = False) -> None:
-    if terminate:
-        for p in procs:
-            with suppress(Exception):
-                if p.is_alive():
-                    p.terminate()
-    deadline = time.monotonic() + timeout
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            log.warning("process %s (pid %s) did not stop in time; killing it", p.name, p.pid)
-            p.kill()
-            p.join(2)
-
-
-def reap_children() -> None:
-    """Stop every child process still running (the last line of defence on exit)."""
-    _join(mp.active_children(), 5, terminate=True)
-
-
-def _install_sigterm(server: GovernedServer) -> None:
-    main_pid = os.getpid()
-    # Forked children (HTTP processes, the manager) must not inherit this handler.
-    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
-    stopping = False
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        if os.getpid() != main_pid or stopping or not server.serving_started:
-            # Starting up, or asked twice: leave now; the finally blocks stop the children.
-            raise SystemExit(128 + signum)
-        stopping = True
-        log.info("SIGTERM: stopping; in-flight requests get %g s", server.spec.shutdown_timeout)
-        # The main thread is blocked on a manager call; set the stop event from a thread.
-        threading.Thread(target=server.request_stop, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    def _wait_for_workers(self, children: dict[str, Any]) -> bool:
+        """True once every worker has a model; False if stopped; WorkerStartError if one
+        cannot start (with the worker's reason, e.g. the source's refusal)."""
+        while not all(v.ready for v in self.state.view()):
+            if self.signals.stop_requested:
+                return False
+            failures = self.state.failures()
+            dead = [n for n, p in children.items() if not p.is_alive()]
+            if failures or dead:
+                time.sleep(0.2)  # let a dying worker finish writing its reason
+                failures = self.state.failures()
+                why = failures[0] if failures else f"{dead[0]} exited during startup"
+                raise WorkerStartError(f"the model could not be loaded: {why}")
+            time.sleep(0.05)
+        return True
 
 
 def _single_threaded_numerics() -> None:
@@ -255,8 +233,8 @@ def _single_threaded_numerics() -> None:
         os.environ.setdefault(var, "1")
 
 
-def serve(cfg: Any) -> None:
-    """Run the service described by a validated Config until SIGTERM/SIGINT."""
+def serve(cfg: Any) -> int:
+    """Run the service described by a validated Config until SIGTERM/SIGINT; the exit code."""
     spec = cfg.serve
     logsetup.configure(spec.log_level)
     api_key = api_key_from_env(spec.auth)
@@ -268,27 +246,28 @@ def serve(cfg: Any) -> None:
         log.info("workers_per_device %d capped at %d CPU(s)", spec.workers_per_device, workers)
     _single_threaded_numerics()
     metrics_dir = tempfile.mkdtemp(prefix="govpipe-metrics-")
+    signals = supervise.Signals()
+    limits = spec.limits
+    code = 0
     try:
         metrics.enable_multiprocess(metrics_dir)
-        server = GovernedServer(cfg, SharedState(workers), api_key)
-        _install_sigterm(server)
-        try:
-            server.run(
-                host=spec.host, port=spec.port, num_api_servers=spec.api_servers,
-                log_level=spec.log_level, generate_client_file=False,
-                api_server_worker_type="process",
-                # uvicorn: no logging config of its own (records go through ours), no access
-                # log (serve.gate writes one without client addresses), a connection cap.
-                log_config=None, access_log=False,
-                limit_concurrency=spec.limits.max_connections,
-            )
-        except RuntimeError as e:
-            if "workers failed to start" not in str(e):
-                raise
-            raise WorkerStartError(
-                f"no worker could load the model from {spec.source.get('_target_')} "
-                "(the worker's error is logged above)") from None
+        signals.install()
+        server = GovernedServer(cfg, SharedState(workers), api_key, signals)
+        code = server.run(
+            host=spec.host, port=spec.port, num_api_servers=spec.api_servers,
+            log_level=spec.log_level,
+            # uvicorn: no logging config of its own (records go through ours), no access
+            # log (serve.gate writes one without client addresses); bounds in serve.edges.
+            log_config=None, access_log=False, timeout_keep_alive=limits.keepalive_timeout,
+            http=edges.bounded(max_header_bytes=limits.max_header_bytes,
+                               max_headers=limits.max_headers,
+                               read_timeout=limits.read_timeout,
+                               max_connections=limits.max_connections),
+        )
+    except supervise.ForcedStop:
+        code = supervise.EXIT_FORCED
     finally:
-        reap_children()
+        supervise.kill_all(mp.active_children())
         shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("stopped")
+    return code

@@ -20,7 +20,7 @@ import multiprocessing as mp
 import time
 from dataclasses import dataclass
 
-STARTING, READY = 0, 1
+STARTING, READY, FAILED = 0, 1, 2
 _INFO_BYTES = 1 << 16
 
 
@@ -30,7 +30,7 @@ class _Slot(ctypes.Structure):
         ("degraded", ctypes.c_int),           # 1 while the last resolve()/load() failed
         ("name", ctypes.c_char * 128),
         ("version", ctypes.c_char * 128),
-        ("reason", ctypes.c_char * 128),      # why degraded: an exception class name
+        ("reason", ctypes.c_char * 256),      # why degraded or failed: class name or refusal
         ("loaded_at", ctypes.c_double),
         ("checked_at", ctypes.c_double),      # last successful resolve()
         ("swaps", ctypes.c_int),
@@ -50,7 +50,7 @@ class WorkerView:
     swaps: int
 
 
-def _b(text: str, size: int = 127) -> bytes:
+def _b(text: str, size: int = 255) -> bytes:
     return text.encode("utf-8", "replace")[:size]
 
 
@@ -61,6 +61,7 @@ class SharedState:
         self._slots = ctx.Array(_Slot, workers, lock=True)
         self._generation = ctx.RawValue(ctypes.c_ulonglong, 0)
         self._info = ctx.RawArray(ctypes.c_char, _INFO_BYTES)
+        self._draining = ctx.RawValue(ctypes.c_int, 0)  # set by the main process on shutdown
         self._seen = -1
         self._cached: tuple[WorkerView, ...] = ()
 
@@ -84,6 +85,22 @@ class SharedState:
     def degraded(self, worker: int, reason: str) -> None:
         self._write(worker, degraded=1, reason=reason)
 
+    def failed(self, worker: int, reason: str) -> None:
+        """Setup failed (e.g. the source refused the model): the main process reports it."""
+        self._write(worker, state=FAILED, reason=reason)
+
+    def set_draining(self) -> None:
+        self._draining.value = 1
+
+    @property
+    def draining(self) -> bool:
+        return bool(self._draining.value)
+
+    def failures(self) -> list[str]:
+        with self._slots.get_lock():
+            return [s.reason.decode("utf-8", "replace") for s in self._slots.get_obj()
+                    if s.state == FAILED]
+
     def publish_model_info(self, info: dict) -> dict:
         """Publish `info` unless a worker already did; return the published one."""
         blob = json.dumps(info).encode()
@@ -102,7 +119,7 @@ class SharedState:
                 gen = self._generation.value
                 views = tuple(
                     WorkerView(i, s.state == READY, bool(s.degraded), s.name.decode(),
-                               s.version.decode(), s.reason.decode(), s.loaded_at,
+                               s.version.decode(), s.reason.decode("utf-8", "replace"), s.loaded_at,
                                s.checked_at, s.swaps)
                     for i, s in enumerate(self._slots.get_obj())
                 )
@@ -125,7 +142,7 @@ class SharedState:
     def __getstate__(self) -> dict:
         # Pickled into spawned workers: the reader cache is per process.
         return {"workers": self.workers, "_slots": self._slots, "_generation": self._generation,
-                "_info": self._info}
+                "_info": self._info, "_draining": self._draining}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

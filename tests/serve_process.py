@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,16 @@ KEY = "test-" + secrets.token_hex(16)
 def record(df: pd.DataFrame, i: int) -> dict:
     """Row `i` of `df` as a JSON-ready request record (numpy scalars as Python values)."""
     return {c: (v.item() if hasattr(v, "item") else v) for c, v in df.iloc[i].items()}
+
+
+def raw(port: int, request: bytes, timeout: float = 10) -> bytes:
+    """Send bytes no HTTP client would, return what the server answers (until it closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
 
 
 class Server:

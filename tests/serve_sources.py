@@ -4,6 +4,9 @@
                                 {"current": "a.pkl"}; rewriting the file is a new release
     PointerSource(pointer) with {"unreachable": true} in the file: resolve() and load() raise
                                 ConnectionError, like a registry that cannot be reached
+    PointerSource(pointer) with {"refuse": "a.pkl"} in the file: load() of that file raises
+                                ModelRefused, as the registry source does for a version that
+                                is not VALIDATED and promoted (the test double for issue 9)
     SlowSource(path, delay)     a model file whose score() sleeps `delay` s per record, for
                                 overload and timeout tests; it raises for a record with
                                 capital-gain 99999 (a model error the schema cannot catch)
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ModelRefused
 from pipeline.loaders import LoadedModel, LocalFileSource
 
 
@@ -26,25 +30,35 @@ class PointerSource:
         self.pointer = Path(pointer)
         self.name = name
 
-    def _current(self) -> LocalFileSource:
+    def _spec(self) -> dict:
         spec = json.loads(self.pointer.read_text(encoding="utf-8"))
         if spec.get("unreachable"):
             raise ConnectionError("model registry unreachable (test)")
-        return LocalFileSource(str(self.pointer.parent / spec["current"]), name=self.name)
+        return spec
+
+    def _current(self) -> LocalFileSource:
+        return LocalFileSource(str(self.pointer.parent / self._spec()["current"]),
+                               name=self.name)
 
     def resolve(self) -> str:
         return self._current().resolve()
 
     def load(self) -> LoadedModel:
-        return self._current().load()
+        spec, source = self._spec(), self._current()
+        if spec.get("refuse") == spec["current"]:
+            raise ModelRefused(f"version {source.resolve()} of {self.name}: "
+                               "verdict=REJECTED, not promoted (test)")
+        return source.load()
 
 
-def point(pointer: Path, current: str | None = None, unreachable: bool = False) -> None:
+def point(pointer: Path, current: str | None = None, unreachable: bool = False,
+          refuse: str | None = None) -> None:
     """Rewrite a pointer file atomically (the server may read it at any moment)."""
     spec = json.loads(pointer.read_text()) if pointer.exists() else {}
     if current is not None:
         spec["current"] = current
     spec["unreachable"] = unreachable
+    spec["refuse"] = refuse
     tmp = pointer.with_suffix(".tmp")
     tmp.write_text(json.dumps(spec), encoding="utf-8")
     tmp.replace(pointer)

@@ -24,7 +24,7 @@ import pytest
 
 from pipeline.model import load, sha256
 from tests.conftest import ROOT
-from tests.serve_process import INPUTS, KEY, Server, record
+from tests.serve_process import INPUTS, KEY, Server, raw, record
 from tests.serve_sources import point
 
 
@@ -87,9 +87,10 @@ def test_concurrent_requests_share_one_predict(server, test_rows):
 
 
 def test_malformed_json_is_refused(server):
-    for raw in (b'{"age": 39,', b"not json", b""):
-        r = server.post(raw)
-        assert r.status_code in (400, 422), r.text
+    for bad in (b'{"age": 39,', b"not json", b"", b"\xff\xfe{}", b'{"age": "\xc3"}'):
+        r = server.post(bad)
+        assert r.status_code == 422, (bad, r.text)  # never FastAPI's bare 400
+        assert isinstance(r.json()["detail"], list), r.text
 
 
 @pytest.mark.parametrize("change, field", [
@@ -133,8 +134,13 @@ def test_api_key_is_required_where_documented(server, test_rows):
     assert httpx.get(f"{server.url}/info", timeout=5).status_code == 401
     info = httpx.get(f"{server.url}/info", headers={"X-API-Key": KEY}, timeout=5)
     assert info.status_code == 200 and info.json()["input_columns"] == INPUTS
-    for open_path in ("/health", "/metrics", "/openapi.json"):
+    for open_path in ("/livez", "/readyz", "/health", "/metrics", "/openapi.json",
+                      "/v2/health/live", "/v2/health/ready"):
         assert httpx.get(f"{server.url}{open_path}", timeout=5).status_code == 200
+    for closed in ("/v2", "/v2/models/test-model"):
+        assert httpx.get(f"{server.url}{closed}", timeout=5).status_code == 401
+    bearer = {"Authorization": f"Bearer {KEY}"}  # what KServe and MLflow clients send
+    assert httpx.get(f"{server.url}/info", headers=bearer, timeout=5).status_code == 200
 
 
 def test_payload_and_record_limits(server, test_rows):
@@ -181,14 +187,18 @@ def test_schemathesis_finds_no_server_errors(server):
 
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
-    assert {op.path for op in ops} >= {"/predict", "/health", "/info"}
+    assert {op.path for op in ops} >= {"/predict", "/readyz", "/livez", "/info", "/invocations",
+                                       "/v2/models/{model_name}/infer"}
     failures: list = []
     for op in ops:
         valid = _fuzz(op, GenerationMode.POSITIVE, server.url, failures)
         if op.method.upper() == "POST":  # nothing to make invalid in a bare GET
             invalid = _fuzz(op, GenerationMode.NEGATIVE, server.url, failures)
-            # the documented schema is exactly what the server accepts
-            assert set(valid) == {200} and 200 not in invalid, (valid, invalid)
+            if op.path == "/predict":  # its documented schema is exactly what it accepts
+                assert set(valid) == {200} and 200 not in invalid, (valid, invalid)
+        # every status answered is one the OpenAPI documents
+        documented = {int(c) for c in op.definition.raw.get("responses", {}) if c.isdigit()}
+        assert set(valid) <= documented | {200}, (op.path, set(valid) - documented)
     assert not failures, failures
 
 
@@ -255,6 +265,112 @@ def test_unreachable_source_keeps_serving_and_reports_degraded(server, test_rows
     assert httpx.get(f"{server.url}/health", timeout=5).json()["status"] == "ok"
 
 
+def test_refused_version_is_not_served_and_reported(server, models, test_rows):
+    pointer = server.workdir / "pointer.json"
+    serving = sha256(models["b"])[:12]  # after the swap test
+    refused = sha256(models["a"])[:12]
+    point(pointer, "a.pkl", refuse="a.pkl")  # a new "release" the registry will not hand out
+    try:
+        deadline, body = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{server.url}/readyz", timeout=5).json()
+            if body["status"] == "degraded":
+                break
+            time.sleep(0.2)
+        assert body["status"] == "degraded", body
+        reason = body["workers"][0]["reason"]
+        assert reason.startswith(f"refused: version {refused}") and "verdict=REJECTED" in reason
+        r = server.post(record(test_rows, 12))
+        assert r.status_code == 200 and r.json()["model"]["version"] == serving
+        assert server.metric("govpipe_model_refusals_total") >= 1
+    finally:
+        point(pointer, "b.pkl")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if httpx.get(f"{server.url}/readyz", timeout=5).json()["status"] == "ok":
+            break
+        time.sleep(0.2)
+    assert httpx.get(f"{server.url}/readyz", timeout=5).json()["status"] == "ok"
+
+
+def test_probes_live_and_ready_with_a_worker_round_trip(server):
+    live = httpx.get(f"{server.url}/livez", timeout=5)
+    assert live.status_code == 200 and live.json() == {"status": "alive"}
+    ready = httpx.get(f"{server.url}/readyz", timeout=5).json()
+    assert ready["status"] == "ok" and ready["round_trip_ms"] > 0  # a ping crossed a worker
+    assert httpx.get(f"{server.url}/v2/health/ready", timeout=5).json() == {"ready": True}
+
+
+def test_mlflow_and_kserve_clients_score_unchanged(server, test_rows):
+    """Bodies exactly as a client of `mlflow models serve` and of KServe v2 writes them."""
+    frame = test_rows.head(3)
+    native = [p["probability"] for p in server.post(
+        {"records": [record(test_rows, i) for i in range(3)]}).json()["predictions"]]
+    h = {"X-API-Key": KEY}
+    bodies = [
+        {"dataframe_split": json.loads(frame.to_json(orient="split"))},  # mlflow's client
+        {"dataframe_records": [record(test_rows, i) for i in range(3)]},
+        {"instances": [record(test_rows, i) for i in range(3)]},
+        {"inputs": {c: frame[c].tolist() for c in INPUTS}},
+    ]
+    for body in bodies:
+        r = httpx.post(f"{server.url}/invocations", json=body, headers=h, timeout=30)
+        assert r.status_code == 200, (list(body), r.text)
+        assert [p["probability"] for p in r.json()["predictions"]] == native
+    r = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [
+        {**record(test_rows, 0), "age": "39"}]}, headers=h, timeout=30)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "dataframe_records[0].age"
+
+    meta = httpx.get(f"{server.url}/v2/models/test-model", headers=h, timeout=5).json()
+    assert [i["name"] for i in meta["inputs"]] == INPUTS
+    v2 = {"id": "req-1", "inputs": [
+        {"name": c, "shape": [3, 1], "datatype": i["datatype"],
+         "data": [[v] for v in frame[c].tolist()]}
+        for c, i in zip(INPUTS, meta["inputs"], strict=True)]}
+    version = meta["versions"][0]
+    for path in ("/v2/models/test-model/infer",
+                 f"/v2/models/test-model/versions/{version}/infer"):
+        r = httpx.post(f"{server.url}{path}", json=v2, headers=h, timeout=30)
+        assert r.status_code == 200, r.text
+        out = {o["name"]: o for o in r.json()["outputs"]}
+        assert r.json()["id"] == "req-1" and r.json()["model_version"] == version
+        assert out["probability"]["data"] == native and out["probability"]["shape"] == [3]
+    r = httpx.post(f"{server.url}/v2/models/test-model/versions/0/infer", json=v2, headers=h)
+    assert r.status_code == 404 and "error" in r.json()
+    bad = {"inputs": [{**v2["inputs"][0], "data": [["x"]] * 3}, *v2["inputs"][1:]]}
+    r = httpx.post(f"{server.url}/v2/models/test-model/infer", json=bad, headers=h)
+    assert r.status_code == 422 and "error" in r.json()
+
+
+def test_error_lists_are_capped_and_field_names_scrubbed(server, test_rows):
+    rec = record(test_rows, 13)
+    extra = {f"p{i}.person@example.org": 1 for i in range(2000)}
+    r = server.post({**rec, **extra})
+    assert r.status_code == 422
+    body = r.json()
+    assert len(body["detail"]) == 20 and body["error_count"] == 2000
+    assert len(r.content) < 4096 and "example.org" not in r.text
+
+
+def test_request_id_is_kept_when_well_formed(server):
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    r = httpx.get(f"{server.url}/livez", headers={"X-Request-ID": "gw-42.a:b",
+                                                  "traceparent": trace}, timeout=5)
+    assert r.headers["x-request-id"] == "gw-42.a:b"
+    for bad in ("x" * 10240, "white space"):
+        r = httpx.get(f"{server.url}/livez", headers={"X-Request-ID": bad}, timeout=5)
+        assert r.status_code == 200 and r.headers["x-request-id"] != bad
+        assert len(r.headers["x-request-id"]) == 16
+    # a control character: no HTTP client library sends one, so a raw request; the HTTP
+    # parser refuses it (a JSON 400) and nothing of it comes back
+    head = raw(server.port, b"GET /livez HTTP/1.1\r\nHost: t\r\nX-Request-ID: id\x01x\r\n"
+                            b"Connection: close\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert b"id\x01x" not in head
+    time.sleep(0.5)
+    assert trace in server.text()
+
+
 def test_logs_hold_no_key_and_no_payload_values(server, test_rows):
     canaries = ["CANARY-d41d8cd9", "canary.person@example.org", "987-65-4329"]
     rec = record(test_rows, 8)
@@ -287,6 +403,7 @@ def test_metrics_cover_requests_latency_errors_batches_and_model(server, models)
     assert m("govpipe_batch_requests_count") > 0 and m("govpipe_predict_duration_seconds_sum") > 0
     assert m("govpipe_model_info", version=sha256(models["b"])[:12]) == 1
     assert m("govpipe_model_reloads_total", result="swapped") == 1
+    assert m("govpipe_model_reloads_total", result="refused") >= 1
 
 
 def test_no_client_file_and_loopback_only(server):
@@ -358,7 +475,7 @@ def test_model_error_is_a_500_with_request_id(slow_server, test_rows):
 
 def test_sigterm_stops_every_process_and_frees_the_port(slow_server):
     children = slow_server.tree()
-    assert len(children) >= 5  # 2 workers, 2 HTTP processes, the manager (+ resource tracker)
+    assert len(children) >= 4  # 2 workers, 2 HTTP processes (+ the resource tracker)
     slow_server.proc.send_signal(signal.SIGTERM)
     assert slow_server.proc.wait(30) == 0
     deadline = time.monotonic() + 10

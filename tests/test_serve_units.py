@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import queue
+import threading
 import time
 
 import httpx
@@ -430,3 +431,119 @@ def test_serve_cli_reports_config_errors(tmp_path):
                              cwd=tmp_path, env=env(GOVPIPE_API_KEY="k" * 20),
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr
+
+
+# -- answer transport (finding 1 of issue 10) ---------------------------------------------------
+def _receive_all(transport, n: int, write) -> list:
+    """Run an event loop like an HTTP process's (uvloop), receive `n` answers while `write`
+    runs in a thread."""
+    import uvloop
+
+    async def go():
+        first = asyncio.create_task(transport.areceive(0, timeout=None))
+        await asyncio.sleep(0)  # the reader is registered
+        writer = threading.Thread(target=write)
+        writer.start()
+        got = [await first]
+        for _ in range(n - 1):
+            got.append(await transport.areceive(0, timeout=10))
+        writer.join()
+        return got
+
+    return uvloop.run(go())
+
+
+def test_transport_reassembles_answers_split_across_reads():
+    import os
+
+    from serve.transport import PipeTransport, frame
+
+    t = PipeTransport(1)
+    big = {"predictions": [{"probability": i / 7, "label": "x" * 20} for i in range(20000)]}
+    fd = t._writers[0].fileno()
+
+    def write():
+        data = frame(("uid-1", big))  # one answer, written in pieces with pauses between
+        for i in range(0, len(data), 40000):
+            os.write(fd, data[i:i + 40000])
+            time.sleep(0.01)
+        t.send(("uid-2", big), 0)  # ~1 MB through a 64 KiB pipe: many partial reads
+        t.send(("uid-3", {"small": 1}), 0)
+
+    got = _receive_all(t, 3, write)
+    assert [g[0] for g in got] == ["uid-1", "uid-2", "uid-3"]
+    assert got[0][1] == big and got[1][1] == big and t.failed is None
+
+
+def test_transport_error_is_reported_not_a_silent_stall():
+    import os
+
+    from serve.transport import PipeTransport, TransportError
+
+    t = PipeTransport(1)
+    failures = []
+    t.on_failure = failures.append
+    fd = t._writers[0].fileno()
+
+    def write():
+        os.write(fd, (1 << 40).to_bytes(8, "big") + b"garbage")  # a corrupt length
+
+    with pytest.raises(TransportError, match="corrupt"):
+        _receive_all(t, 1, write)
+    assert t.failed and failures == [t.failed]
+
+
+# -- error bodies, request ids, protocol bodies ---------------------------------------------------
+def test_error_bodies_are_capped_and_unknown_field_names_scrubbed(schema):
+    from serve.http import ErrorFormat
+
+    fmt = ErrorFormat(frozenset(ADULT_INPUTS), max_errors=3)
+    errs = [{"loc": ("body", "record", f"jane.doe{i}@example.com"), "msg": "m",
+             "type": "extra_forbidden"} for i in range(5000)]
+    errs.append({"loc": ("body", "batch", "records", 2, "age"), "msg": "m", "type": "int_type"})
+    body = fmt.body(errs)
+    assert len(body["detail"]) == 3 and body["error_count"] == 5001
+    assert "example.com" not in json.dumps(body)
+    assert fmt.body(errs[-1:])["detail"][0]["field"] == "records[2].age"  # known: kept
+
+
+def test_gate_keeps_a_well_formed_caller_request_id():
+    app = _gate_app()
+    r = _call(app, "GET", "/health", headers={"X-Request-ID": "gateway-7f3a:01"})
+    assert r.headers["x-request-id"] == "gateway-7f3a:01"
+    for bad in ("x" * 10240, "two words", ""):
+        r = _call(app, "GET", "/health", headers={"X-Request-ID": bad})
+        assert r.headers["x-request-id"] != bad and len(r.headers["x-request-id"]) == 16
+    key = {"Authorization": "Bearer " + "k" * 20}
+    assert _call(app, "POST", "/predict", content=b"{}", headers=key).status_code == 200
+
+
+def test_mlflow_and_v2_bodies_become_the_same_records():
+    from pydantic import TypeAdapter as TA
+
+    from serve.protocols import InvocationsBody, V2InferRequest, mlflow_records, v2_records
+
+    recs = [RECORD, {**RECORD, "age": 50}]
+    forms = [{"dataframe_records": recs}, {"instances": recs},
+             {"inputs": recs}, {"inputs": {c: [r[c] for r in recs] for c in RECORD}},
+             {"dataframe_split": {"columns": list(RECORD),
+                                  "data": [list(r.values()) for r in recs]}}]
+    for body in forms:
+        assert mlflow_records(TA(InvocationsBody).validate_python(body))[0] == recs, body
+    v2 = V2InferRequest.model_validate({"inputs": [
+        {"name": c, "shape": [2, 1], "datatype": "BYTES", "data": [[r[c]] for r in recs]}
+        for c in RECORD]})
+    assert v2_records(v2) == recs
+
+
+def test_reload_of_a_refused_version_keeps_the_model_and_says_why(api, models):
+    from pipeline.model import sha256
+    from tests.serve_sources import point
+
+    first = api.current.version
+    point(api.pointer, "b.pkl", refuse="b.pkl")
+    api.check_source()
+    view = api.state.view()[0]
+    refused = sha256(models["b"])[:12]
+    assert api.current.version == first and view.degraded
+    assert view.reason.startswith(f"refused: version {refused}") and "REJECTED" in view.reason

@@ -44,7 +44,26 @@ class LimitsSpec(Section):
         default=128, ge=1,
         description="per HTTP process: requests waiting for a worker before new ones get 503")
     max_connections: int = Field(
-        default=1024, ge=1, description="per HTTP process: open connections before 503")
+        default=1024, ge=1,
+        description="per HTTP process: open connections before 503 (probes are still answered)")
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="request headers larger than this: 431")
+    max_headers: int = Field(default=100, ge=8, description="more request headers: 431")
+    read_timeout: float = Field(
+        default=5.0, gt=0,
+        description="seconds for a request's headers, and again for its body, to arrive: 408")
+    keepalive_timeout: float = Field(
+        default=5.0, gt=0, description="seconds an idle connection stays open")
+    max_errors: int = Field(
+        default=20, ge=1, description="validation errors listed in a 422 (plus their count)")
+
+
+class ProbesSpec(Section):
+    """/livez and /readyz (and /health, the same as /readyz)."""
+
+    ready_timeout: float = Field(
+        default=2.0, gt=0,
+        description="seconds a worker gets to answer /readyz's ping before it says 503")
 
 
 class ServeSpec(Section):
@@ -66,10 +85,13 @@ class ServeSpec(Section):
     reload: ReloadSpec = ReloadSpec()
     auth: AuthSpec = AuthSpec()
     limits: LimitsSpec = LimitsSpec()
+    probes: ProbesSpec = ProbesSpec()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
     shutdown_timeout: float = Field(
-        default=10.0, gt=0, description="seconds in-flight requests get to finish on SIGTERM")
+        default=10.0, ge=2,
+        description="seconds from SIGTERM/SIGINT until every process has stopped; in-flight "
+                    "requests get all but the last 1.5 s")
 
     @model_validator(mode="after")
     def _batch_fits_timeout(self) -> ServeSpec:
