@@ -308,7 +308,11 @@ def _ensure_model(reg, name: str) -> None:
     except RegistryError as e:
         if e.code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        reg.call("create the registered model", reg.client.create_registered_model, name)
+        try:
+            reg.call("create the registered model", reg.client.create_registered_model, name)
+        except RegistryError as again:
+            if again.code != "RESOURCE_ALREADY_EXISTS":  # a concurrent run created it: fine
+                raise
 
 
 def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
@@ -325,7 +329,13 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
 
 
 def run(ctx: Context) -> None:
-    from pipeline.registry import ARTIFACT_SHA_TAG, Registry, redact, validate_names
+    from pipeline.registry import (
+        ARTIFACT_SHA_TAG,
+        Registry,
+        redact,
+        store_lock,
+        validate_names,
+    )
 
     p = ctx.params
     cfg = p.registry
@@ -348,10 +358,10 @@ def run(ctx: Context) -> None:
         )
     tags, judgement = _tags(ctx, gov, decision, model_sha)
 
-    reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
-                   timeout=cfg.timeout_seconds)
-    reg.ping()  # fail fast: nothing is written to an unreachable registry
-    with reg.lock():
+    with store_lock(cfg.tracking_uri):
+        reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
+                       timeout=cfg.timeout_seconds)
+        reg.ping()  # fail fast: nothing is written to an unreachable registry
         version = reg.version_by_sha(cfg.model_name, model_sha)
         reused = version is not None
         if version is None:

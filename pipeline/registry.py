@@ -62,6 +62,27 @@ def resolve_uri(uri: str, root: Path | None = None) -> str:
     return uri
 
 
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, root: Path | None = None) -> Iterator[None]:
+    """Serialise registrations against an embedded SQLite store: every process on this machine
+    (DVC's queue workers included) resolves the same database and so the same lock file. Taken
+    before the store is first opened, because opening a new store creates its schema. A
+    tracking server gets no lock: `Registry.create_version_once` deduplicates instead."""
+    m = re.fullmatch(r"sqlite:///(.+)", resolve_uri(tracking_uri, root))
+    if m is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path = f"{m[1]}.lock"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(path, timeout=600):
+            yield
+    except Timeout:
+        raise RegistryError(f"another registration held {path} for 10 minutes") from None
+
+
 def redact(uri: str) -> str:
     """Hide credentials embedded in a URI (user:password@host) before it is logged or stored."""
     return re.sub(r"//[^/@]+@", "//***@", uri)
@@ -187,24 +208,6 @@ class Registry:
             time.sleep(delay)
         raise AssertionError("unreachable")
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serialise registrations against an embedded SQLite store (every process on this
-        machine, DVC's queue workers included, resolve the same database and so the same lock
-        file). A tracking server gets no lock: `create_version_once` deduplicates instead."""
-        m = re.fullmatch(r"sqlite:///(.+)", self.uri)
-        if m is None:
-            yield
-            return
-        from filelock import FileLock, Timeout
-
-        path = f"{m[1]}.lock"
-        try:
-            with FileLock(path, timeout=600):
-                yield
-        except Timeout:
-            raise RegistryError(f"another registration held {path} for 10 minutes") from None
-
     def create_version_once(self, model_name: str, sha: str, source: str, run_id: str,
                             tags: dict[str, str], model_id: str | None):
         """Create a version, then keep exactly one per model sha: the lowest version number
@@ -246,8 +249,15 @@ class Registry:
         if artifact_location:
             location = (self.root / artifact_location).resolve().as_uri()
             tags = {ROOT_TAG: str(self.root.resolve())}  # see relocate()
-        return self.call("create the experiment", self.client.create_experiment, name,
-                         artifact_location=location, tags=tags)
+        try:
+            return self.call("create the experiment", self.client.create_experiment, name,
+                             artifact_location=location, tags=tags)
+        except RegistryError as e:
+            if e.code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        # a concurrent registration created it first
+        return self.call("look up the experiment", self.client.get_experiment_by_name,
+                         name).experiment_id
 
     def version_by_sha(self, model_name: str, sha: str):
         found = self.call("search model versions", self.client.search_model_versions,

@@ -245,13 +245,18 @@ def test_parallel_registrations_leave_one_version_on_a_tracking_server(repo, tmp
 
 def test_the_queue_with_two_jobs_registers_a_shared_model_once(repo):
     before = {v.tags["model_sha256"] for v in assert_fail_closed(repo).values()}
-    for n in ("21", "22"):  # same model (seed 5), different metrics settings
+    for n in ("20", "21"):  # same model (seed 5), different metrics settings
         run([DVC, "exp", "run", "--queue", "-S", "seed=5", "-S", f"metrics.n_boot={n}"], repo)
-    run([DVC, "queue", "start", "-j", "2"], repo)
-    _wait_for_queue(repo)
-    versions = assert_fail_closed(repo)
-    new = [v for v in versions.values() if v.tags["model_sha256"] not in before]
-    assert len(new) == 1, [v.version for v in new]
+    try:
+        run([DVC, "queue", "start", "-j", "2"], repo)
+        _wait_for_queue(repo)
+        # the seed-5 model is VALIDATED: it is the champion now, once
+        champion = version_of_alias(repo, "champion")
+        versions = assert_fail_closed(repo, champion=str(champion.version))
+        new = [v for v in versions.values() if v.tags["model_sha256"] not in before]
+        assert [v.version for v in new] == [champion.version]
+    finally:
+        client(repo).set_registered_model_alias(MODEL, "champion", "1")  # for the next tests
 
 
 def _wait_for_queue(repo: Path, timeout: float = 400) -> None:
@@ -280,13 +285,20 @@ def test_a_crashed_registration_is_completed_by_the_next_plain_repro(repo):
         assert reg["aliases"] == {k: str(v) for k, v in aliases.items()}
     finally:
         restore(repo)
-    # back on the default: register runs for real (no cache restore) and says what it did
+    # Back on the default results, nothing changed: a no-op, and registration.json still
+    # says what the last registration did (the seed-4 champion), as the registry does.
     out = run([DVC, "repro"], repo)
+    assert "Data and pipelines are up to date" in out.stdout
     reg = json.loads((repo / "reports" / "registration.json").read_text())
     aliases = client(repo).get_registered_model(MODEL).aliases
     assert reg["aliases"] == {k: str(v) for k, v in aliases.items()}
-    assert reg["version"] == 1 and reg["alias"] == "champion"
-    assert "Data and pipelines are up to date" in run([DVC, "repro"], repo).stdout
+    # Re-registering the default runs for real (never a cache restore) and says what it did.
+    out = run([DVC, "repro", "-f", "-s", "register"], repo)
+    assert "Running stage 'register'" in out.stdout
+    reg = json.loads((repo / "reports" / "registration.json").read_text())
+    assert reg["version"] == 1 and reg["alias"] == "champion" and reg["already_registered"]
+    assert reg["aliases"]["champion"] == "1"
+    assert_fail_closed(repo)
 
 
 # -- 8. unjudged uploads --------------------------------------------------------------------------
@@ -406,3 +418,40 @@ def test_params_yaml_problems_never_traceback(repo, tmp_path):
         assert "Traceback" not in proc.stderr
     finally:
         params.write_text(saved)
+
+
+def test_a_running_server_keeps_its_model_when_the_alias_moves_to_a_refused_version(repo):
+    """Someone with write access moves @champion to a REJECTED version while the server runs:
+    it keeps answering with version 1, /readyz says degraded and why, refusals are counted."""
+    import time
+
+    import httpx
+    import pandas as pd
+
+    from tests.serve_process import INPUTS, Server, record
+
+    out = exp(repo, "-S", "mitigation=none", "-S", "governance.enforcement=warn")
+    assert out.returncode == 0, out.stderr
+    rejected = version_of_alias(repo, "challenger")
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(20)
+    srv = Server(repo, ["serve.reload.interval=1"])
+    c = client(repo)
+    try:
+        srv.start()
+        c.set_registered_model_alias(MODEL, "champion", rejected.version)
+        deadline, body = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{srv.url}/readyz", timeout=5).json()
+            if body.get("status") == "degraded":
+                break
+            time.sleep(0.5)
+        assert body.get("status") == "degraded", body
+        reason = body["workers"][0]["reason"]
+        assert f"version {rejected.version}" in reason and "verdict is 'REJECTED'" in reason
+        answer = srv.post(record(test[INPUTS], 3))
+        assert answer.status_code == 200 and answer.json()["model"]["version"] == "1"
+        assert srv.metric("govpipe_model_refusals_total") >= 1
+    finally:
+        c.set_registered_model_alias(MODEL, "champion", "1")
+        srv.stop()
+    assert_fail_closed(repo)
