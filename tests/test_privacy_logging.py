@@ -150,3 +150,36 @@ def test_module_level_helpers():
 
     assert scrub("mail a@example.com") == "mail [EMAIL]"
     assert scrub_obj({"k": ["123-45-6789"]}) == {"k": ["[US_SSN]"]}
+
+
+def test_a_library_logger_with_its_own_handler_is_scrubbed_too(root_handlers):
+    """MLflow gives its logger a handler of its own and stops propagation on import: records
+    made there never reach the root handlers, so they are scrubbed when they are made."""
+    install_log_scrubbing(Scrubber.from_config(None))
+    own, stream = ListHandler(), io.StringIO()
+    lib = logging.getLogger("thirdparty.like_mlflow")
+    lib.propagate = False
+    lib.addHandler(own)
+    lib.addHandler(logging.StreamHandler(stream))  # no filter of ours on either handler
+    try:
+        lib.warning("checkout at /home/%s/repo", "jane.doe@example.com")
+    finally:
+        lib.removeHandler(own)
+        lib.propagate = True
+    assert own.records[-1].getMessage() == "checkout at /home/[EMAIL]/repo"
+    assert "jane.doe" not in stream.getvalue()
+
+
+def test_python_warnings_go_through_the_scrubber():
+    """In a real process (pytest captures warnings itself): a stage's logging setup routes
+    `warnings.warn` through the scrubber instead of straight to stderr."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; from pipeline import logs; logs.setup(); "
+            "warnings.warn('could not reach 10.1.2.3 for jane.doe@example.com')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert "py.warnings" in proc.stderr and "[EMAIL]" in proc.stderr
+    assert "[IPV4]" in proc.stderr
+    assert "jane.doe" not in proc.stderr and "10.1.2.3" not in proc.stderr
