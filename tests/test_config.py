@@ -225,3 +225,14 @@ def test_bad_estimator_param_stops_the_stage_before_work(tmp_path):
     assert "model.rf.max_features: The 'max_features' parameter" in proc.stderr
     assert "Got 2.5 instead" in proc.stderr and "Traceback" not in proc.stderr
     assert not (run_dir / "artifacts").exists()
+
+
+def test_alias_names_are_distinct_and_the_server_resolves_the_champion(base):
+    raw = copy.deepcopy(base)
+    raw["registry"]["challenger_alias"] = raw["registry"]["champion_alias"]
+    msg = _err(raw)
+    assert "registry.challenger_alias" in msg and "must differ from champion_alias" in msg
+    raw = copy.deepcopy(base)
+    raw["serve"]["source"]["alias"] = "challenger"
+    msg = _err(raw)
+    assert "serve.source.alias" in msg and "the server serves the champion only" in msg
