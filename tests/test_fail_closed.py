@@ -401,7 +401,7 @@ def test_a_fresh_run_reproduces_the_committed_lock_and_metrics(repo):
     """`make run` in a fresh clone leaves `git status` clean: the committed dvc.lock and DVC
     metrics are exactly what the committed code produces."""
     for rel in ("dvc.lock", "metrics/performance.json", "metrics/fairness.json",
-                "metrics/governance.json", "metrics/promotion.json"):
+                "metrics/governance.json"):
         assert (repo / rel).read_text() == (ROOT / rel).read_text(), (
             f"{rel} differs from the committed one: run `make run` and commit {rel}")
 
