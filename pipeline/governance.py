@@ -15,8 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline import lineage
-from pipeline.paths import (
+from pipeline.runtime.paths import (
     FAIRNESS_REPORT,
     GOVERNANCE_METRICS,
     GOVERNANCE_REPORT,
@@ -29,7 +28,8 @@ from pipeline.paths import (
     TRAIN_REPORT,
     UPLOADED_REPORTS,
 )
-from pipeline.stage import Context, main
+from pipeline.runtime.runner import Context, main
+from pipeline.tracking import lineage
 
 log = logging.getLogger("pipeline.governance")
 
@@ -39,7 +39,7 @@ SCHEMA_VERSION = 1
 
 
 def _read_json(ctx: Context, rel: str) -> dict:
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
     path = ctx.input(rel)
     if not path.exists():
@@ -64,7 +64,7 @@ def _text_findings(scrubber, name: str, text: str) -> list[dict]:
 
 
 def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
     details, skipped = [], {}
     for rel in UPLOADED_REPORTS:
@@ -85,10 +85,10 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
 
 
 def run(ctx: Context) -> None:
-    from pipeline import gates, model_card
-    from pipeline.atomic import dumps
-    from pipeline.errors import DataError
+    from pipeline.audit import gates, model_card
     from pipeline.privacy import Scrubber
+    from pipeline.runtime.errors import DataError
+    from pipeline.runtime.outputs import dumps
 
     p = ctx.params
     spec, gov_cfg = p.data, p.governance

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class MlflowRegistrySource:
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
                  retries: int = 1, backoff_seconds: float = 0.5,
                  timeout_seconds: float = 5) -> None:
-        from pipeline.registry import Registry
+        from pipeline.tracking.client import Registry
 
         self.model_name, self.alias = model_name, alias
         self.registry = Registry(tracking_uri, retries=retries, backoff=backoff_seconds,
@@ -111,9 +111,9 @@ class MlflowRegistrySource:
 
         import mlflow.sklearn
 
-        from pipeline.errors import ModelRefused
-        from pipeline.lineage import tree_sha256
-        from pipeline.registry import ARTIFACT_SHA_TAG, servable
+        from pipeline.runtime.errors import ModelRefused
+        from pipeline.tracking.client import ARTIFACT_SHA_TAG, servable
+        from pipeline.tracking.lineage import tree_sha256
 
         info = self.registry.champion(self.model_name, self.alias)
         what = f"version {info['version']} of '{self.model_name}' (@{self.alias})"

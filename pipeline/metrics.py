@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.paths import (
+from pipeline.runtime.paths import (
     EVAL_SPLITS,
     FAIRNESS,
     FAIRNESS_REPORT,
@@ -25,7 +25,7 @@ from pipeline.paths import (
     PLOTS,
     SPLIT,
 )
-from pipeline.stage import Context, main
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.metrics")
 
@@ -43,7 +43,7 @@ SHORT = {
 def _load_split(ctx: Context, name: str, needed: list[str]):
     import pandas as pd
 
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
     path = ctx.input(SPLIT[name])
     if not path.exists():
@@ -67,10 +67,10 @@ def summary(report: dict) -> dict:
 def run(ctx: Context) -> None:
     import numpy as np
 
-    from pipeline import evaluation
-    from pipeline.errors import DataError
+    from pipeline.evaluation import performance as evaluation
     from pipeline.fairness.report import fairness_report
     from pipeline.model import load
+    from pipeline.runtime.errors import DataError
 
     spec, cfg = ctx.params.data, ctx.params.metrics
     model_path = ctx.input(MODEL)

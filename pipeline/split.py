@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.paths import INGESTED, SPLIT, SPLIT_REPORT
-from pipeline.stage import Context, main
+from pipeline.runtime.paths import INGESTED, SPLIT, SPLIT_REPORT
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.split")
 
@@ -59,7 +59,7 @@ def counts(parts: dict, target: str, attrs: list[str]) -> dict:
 def run(ctx: Context) -> None:
     import pandas as pd
 
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
     spec, cfg = ctx.params.data, ctx.params.split
     src = ctx.input(INGESTED)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from pipeline.paths import MODEL, SPLIT, TRAIN_REPORT
-from pipeline.stage import Context, main
+from pipeline.runtime.paths import MODEL, SPLIT, TRAIN_REPORT
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.train")
 
@@ -20,7 +20,7 @@ PARAMS = ("data", "model", "mitigation", "seed")
 
 
 def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):
-    from pipeline import estimators
+    from pipeline.modelling import estimators
 
     features = list(X.columns)
     base = estimators.pipeline(spec, features, model_cfg, seed)
@@ -47,8 +47,8 @@ def run(ctx: Context) -> None:
     import numpy as np
     import pandas as pd
 
-    from pipeline.errors import DataError
     from pipeline.model import GovernedModel, save
+    from pipeline.runtime.errors import DataError
 
     spec, model_cfg, mitigation = ctx.params.data, ctx.params.model, ctx.params.mitigation
     src = ctx.input(SPLIT["train"])

@@ -14,8 +14,8 @@ from pipeline.fairness.bootstrap import (
     bootstrap_intervals,
     stats_from_confusion,
 )
+from pipeline.fairness.catalog import DISPARITY_METRICS, evaluate_metric
 from pipeline.fairness.groups import confusion_by_group, encode_groups, group_stats
-from pipeline.fairness.registry import DISPARITY_METRICS, evaluate_metric
 
 BOOT = dict(min_count=30, min_share=0.01)
 

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from pipeline.config import validate
 from pipeline.config.dataset import DatasetSpec
 from pipeline.config.serve import ServeSpec
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 from serve.schema import RequestSchema, field_path
 from serve.state import SharedState
 from tests.conftest import ROOT

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.charts import selection_rate_svg
-from pipeline.document import Figure, Section, Table, to_html, to_markdown
+from pipeline.audit.charts import selection_rate_svg
+from pipeline.audit.document import Figure, Section, Table, to_html, to_markdown
 
 
 def _fmt_ci(ci: dict | None) -> str:

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 
 # Dotted keys of the composed config that form the policy.
 KEYS = (
@@ -87,11 +87,10 @@ def committed(root: Path, data: str, registry: str) -> dict[str, Any]:
 
 def _compose(conf_dir: Path, overrides_: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-
-    from hydra.core.global_hydra import GlobalHydra
 
     # A standalone stage runs inside Hydra, whose global state refuses a second initialisation:
     # step aside for this composition and put the running one back afterwards.

@@ -14,14 +14,14 @@ import pandas as pd
 
 from pipeline.fairness._inputs import check_labels, check_thresholds
 from pipeline.fairness.bootstrap import GROUP_RATES, Interval, bootstrap_intervals
-from pipeline.fairness.disparity import impact_ratios, lowest_group, reference_group
-from pipeline.fairness.groups import group_stats, intersection
-from pipeline.fairness.registry import (
+from pipeline.fairness.catalog import (
     DISPARITY_METRICS,
     MetricSpec,
     evaluate_metric,
     resolve_metrics,
 )
+from pipeline.fairness.disparity import impact_ratios, lowest_group, reference_group
+from pipeline.fairness.groups import group_stats, intersection
 
 SCHEMA_VERSION = 1
 DECIMALS = 6

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import OutputError
+from pipeline.runtime.errors import OutputError
 
 PARTIAL = ".partial-"
 # What the file system, not the stage, gets wrong while outputs are written: a full disk or

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import logs
-from pipeline.atomic import Outputs
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.runtime import logs
+from pipeline.runtime.errors import ConfigError, PipelineError
+from pipeline.runtime.outputs import Outputs
 
 log = logging.getLogger("pipeline")
 
 DVC_FLAG = "--dvc"
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EXIT_USER_ERROR = 2
 
 
