@@ -36,7 +36,7 @@ from pipeline import metrics
 cfg = validate(yaml.safe_load(Path("params.yaml").read_text()))
 for mod in (ingest, split, train, metrics):
     out = Outputs(Path.cwd())
-    mod.run(Context(ParamsView(cfg, mod.PARAMS, mod.__name__), None, out, True))
+    mod.run(Context(ParamsView(cfg, mod.PARAMS, mod.__name__), None, out))
     out.commit()
 print(f"{time.perf_counter() - t0:.3f}")
 '''

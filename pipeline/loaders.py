@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pipeline.runtime.errors import ConfigError
+from pipeline.runtime.hashing import file_sha256
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,14 @@ class LocalFileSource:
         self.name = name or self.path.stem
 
     def resolve(self) -> str:
-        from pipeline.model import sha256
-
         if not self.path.is_file():
             raise FileNotFoundError(f"model file {self.path} not found")
-        return sha256(self.path)[:12]
+        return file_sha256(self.path)[:12]
 
     def load(self) -> LoadedModel:
-        from pipeline.model import load, sha256
+        from pipeline.model import load
 
-        digest = sha256(self.path)
+        digest = file_sha256(self.path)
         model = load(self.path, expected_sha256=digest)
         return LoadedModel(model=model, name=self.name, version=digest[:12],
                            uri=f"file://{self.path.resolve()}",
@@ -112,8 +111,8 @@ class MlflowRegistrySource:
         import mlflow.sklearn
 
         from pipeline.runtime.errors import ModelRefused
+        from pipeline.runtime.hashing import tree_sha256
         from pipeline.tracking.client import ARTIFACT_SHA_TAG, servable
-        from pipeline.tracking.lineage import tree_sha256
 
         info = self.registry.champion(self.model_name, self.alias)
         what = f"version {info['version']} of '{self.model_name}' (@{self.alias})"

@@ -45,9 +45,7 @@ def _load_split(ctx: Context, name: str, needed: list[str]):
 
     from pipeline.runtime.errors import DataError
 
-    path = ctx.input(SPLIT[name])
-    if not path.exists():
-        raise DataError(f"{path}: not found; run the split stage first")
+    path = ctx.require(SPLIT[name], "split")
     df = pd.read_parquet(path)
     absent = [c for c in needed if c not in df.columns]
     if absent:
@@ -70,12 +68,9 @@ def run(ctx: Context) -> None:
     from pipeline.evaluation import performance as evaluation
     from pipeline.fairness.report import fairness_report
     from pipeline.model import load
-    from pipeline.runtime.errors import DataError
 
     spec, cfg = ctx.params.data, ctx.params.metrics
-    model_path = ctx.input(MODEL)
-    if not model_path.exists():
-        raise DataError(f"{model_path}: not found; run the train stage first")
+    model_path = ctx.require(MODEL, "train")
     model = load(model_path)
     attributes = list(spec.sensitive)
     crossings = cfg.crossings(attributes)

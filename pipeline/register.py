@@ -35,6 +35,7 @@ from typing import Any
 
 from pipeline.audit import policy
 from pipeline.runtime.errors import PipelineError
+from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
     FAIRNESS,
     FAIRNESS_REPORT,
@@ -117,7 +118,7 @@ def check_judged(ctx: Context, gov: dict, model_sha: str) -> None:
             raise Refused(f"{stale}: it recorded no hash for {rel}, which would be uploaded")
         if not path.exists():
             raise Refused(f"{rel} is missing; rerun the pipeline")
-        if lineage.file_sha256(path) != hashes[rel]:
+        if file_sha256(path) != hashes[rel]:
             raise Refused(f"{stale}: {rel} changed since it was judged")
 
 
@@ -334,7 +335,7 @@ def run(ctx: Context) -> None:
     model_path = ctx.input(MODEL)
     if not model_path.exists():
         raise Refused(f"{MODEL} is missing: run the train stage first")
-    model_sha = lineage.file_sha256(model_path)
+    model_sha = file_sha256(model_path)
     gov = read_governance(ctx)
     check_judged(ctx, gov, model_sha)
     scan_uploads(ctx)

@@ -62,9 +62,7 @@ def run(ctx: Context) -> None:
     from pipeline.runtime.errors import DataError
 
     spec, cfg = ctx.params.data, ctx.params.split
-    src = ctx.input(INGESTED)
-    if not src.exists():
-        raise DataError(f"{src}: not found; run the ingest stage first")
+    src = ctx.require(INGESTED, "ingest")
     df = pd.read_parquet(src)
     target = spec.target.column
     needed = [target, *spec.sensitive]

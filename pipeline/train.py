@@ -51,9 +51,7 @@ def run(ctx: Context) -> None:
     from pipeline.runtime.errors import DataError
 
     spec, model_cfg, mitigation = ctx.params.data, ctx.params.model, ctx.params.mitigation
-    src = ctx.input(SPLIT["train"])
-    if not src.exists():
-        raise DataError(f"{src}: not found; run the split stage first")
+    src = ctx.require(SPLIT["train"], "split")
     df = pd.read_parquet(src)
     features = spec.model_features
     attr = getattr(mitigation, "attribute", None)

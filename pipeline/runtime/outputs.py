@@ -87,6 +87,17 @@ class Outputs:
         return OutputError(f"cannot {verb} {path}: {reason}")
 
 
+DECIMALS = 6
+
+
+def rounded(x: float | None) -> float | None:
+    """`x` to DECIMALS places for the JSON outputs; None, NaN and ±inf (undefined) become None,
+    and -0.0 becomes 0.0, so equal results give equal bytes."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), DECIMALS) + 0.0
+
+
 def _clean(obj: Any) -> Any:
     """JSON has no NaN/inf: undefined numbers become null, never a number that misleads."""
     if isinstance(obj, float):

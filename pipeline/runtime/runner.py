@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.runtime import logs
-from pipeline.runtime.errors import ConfigError, PipelineError
+from pipeline.runtime.errors import ConfigError, DataError, PipelineError
 from pipeline.runtime.outputs import Outputs
 
 log = logging.getLogger("pipeline")
@@ -55,7 +55,6 @@ class Context:
     params: ParamsView
     inputs: Path | None  # standalone `+inputs=DIR`: looked in first
     outputs: Outputs
-    tracked: bool  # True under `dvc repro`
 
     def input(self, rel: str | Path) -> Path:
         """An earlier stage's output: from `+inputs=DIR` if it has it, else from the repo."""
@@ -63,12 +62,19 @@ class Context:
             return self.inputs / rel
         return Path.cwd() / rel
 
+    def require(self, rel: str | Path, producer: str, note: str = "") -> Path:
+        """`input(rel)`, or a DataError naming it and the stage that writes it."""
+        path = self.input(rel)
+        if not path.exists():
+            raise DataError(f"{path}: not found; run the {producer} stage first{note}")
+        return path
+
 
 StageFn = Callable[[Context], None]
 
 
 def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn, raw: Any,
-             inputs: Path | None, out_root: Path, tracked: bool) -> None:
+             inputs: Path | None, out_root: Path) -> None:
     from pipeline.config import validate
 
     cfg = validate(raw)
@@ -76,7 +82,7 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
 
     install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
-    ctx = Context(ParamsView(cfg, params, name), inputs, outputs, tracked)
+    ctx = Context(ParamsView(cfg, params, name), inputs, outputs)
     try:
         fn(ctx)
         written = outputs.commit(expected=[out_root / o for o in outs])
@@ -119,8 +125,7 @@ def _run_dvc(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
             "Use `dvc exp run -S KEY=VALUE` or run the stage standalone without --dvc."
         )
     root = Path.cwd()
-    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), None, root,
-             tracked=True)
+    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), None, root)
 
 
 def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn) -> None:
@@ -136,7 +141,7 @@ def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: St
         inputs = raw.pop("inputs", None)
         inputs = Path(inputs) if inputs else None
         try:
-            _execute(name, params, outs, fn, raw, inputs, out_dir, tracked=False)
+            _execute(name, params, outs, fn, raw, inputs, out_dir)
         except PipelineError as e:
             log.error("%s failed: %s", name, e)
             sys.exit(EXIT_USER_ERROR)
