@@ -36,6 +36,10 @@ log = logging.getLogger("pipeline.governance")
 
 OUTS = (GOVERNANCE_REPORT, GOVERNANCE_METRICS, MODEL_CARD_MD, MODEL_CARD_HTML)
 PARAMS = lineage.JUDGED_SECTIONS
+# It hashes every judged section (identity.params_hash, which register checks), so any change
+# to them must rerun it: dvc.yaml tracks params.yaml as one file dep rather than copying each
+# section into dvc.lock (they were most of its 2,000 lines, and DVC re-parses it every run).
+PARAMS_FILE = True
 SCHEMA_VERSION = 1
 
 

@@ -30,7 +30,7 @@ from pipeline.runtime.runner import Context, main
 log = logging.getLogger("pipeline.metrics")
 
 OUTS = (PERFORMANCE, FAIRNESS, FAIRNESS_REPORT, *PLOTS.values())
-PARAMS = ("data", "metrics", "seed")
+PARAMS = ("data.name", "data.target", "data.sensitive", "metrics", "seed")
 
 SHORT = {
     "statistical_parity_difference": "spd",

@@ -57,6 +57,9 @@ OUTS = (PROMOTION, REGISTRATION)
 UNTRACKED_OUTS = (REGISTRATION,)  # not a DVC output: see the module docstring
 PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "registry",
           "seed")
+# It re-hashes the judged sections against governance's params_hash and logs the config as
+# MLflow params, so it reads nearly everything: params.yaml is one file dep in dvc.yaml.
+PARAMS_FILE = True
 JUDGED_FILES = (*UPLOADED_REPORTS, MODEL_CARD_MD, MODEL_CARD_HTML)  # hashed by governance
 UPLOADS = (*JUDGED_FILES, GOVERNANCE_REPORT)
 FAULT_ENV = "GOVPIPE_FAULT_AFTER"  # test hook: "log" or "register" simulates a crash there

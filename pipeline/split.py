@@ -15,7 +15,7 @@ from pipeline.runtime.runner import Context, main
 log = logging.getLogger("pipeline.split")
 
 OUTS = (*SPLIT.values(), SPLIT_REPORT)
-PARAMS = ("data", "split")
+PARAMS = ("data.name", "data.target", "data.sensitive", "split")
 
 
 def _strata(df, target: str, attrs: list[str]):

@@ -16,7 +16,8 @@ from pipeline.runtime.runner import Context, main
 log = logging.getLogger("pipeline.train")
 
 OUTS = (MODEL, TRAIN_REPORT)
-PARAMS = ("data", "model", "mitigation", "seed")
+PARAMS = ("data.name", "data.target", "data.features", "data.sensitive",
+          "data.sensitive_as_features", "data.columns", "model", "mitigation", "seed")
 
 
 def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):

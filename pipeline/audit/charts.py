@@ -11,7 +11,8 @@ def selection_rate_svg(rows: list[tuple[str, float, bool]], title: str,
 
     `rows` are (label, selection rate, excluded); `ratio_min` is the configured minimum of the
     disparate impact ratio gate, drawn as a fraction of the highest rate (None: no such gate).
-    matplotlib's SVG backend is made deterministic by fixing the hash salt and dropping the date metadata.
+    matplotlib's SVG backend is made deterministic by fixing the hash salt and dropping the date
+    metadata.
     """
     import matplotlib
 

@@ -10,13 +10,17 @@ never touch DVC-tracked outputs. Inputs are read from the repo (tracked outputs 
 stages) unless `+inputs=DIR` points at an earlier standalone run.
 
 Either way the whole config is validated before the stage does any work, and the stage sees
-only the sections it declares in `params` — the same list `dvc.yaml` gives DVC (a test checks).
+only the keys it declares in `PARAMS` — the same list `dvc.yaml` gives DVC (a test checks), or,
+for a stage with `PARAMS_FILE = True`, the sections it reads from params.yaml, which dvc.yaml
+then tracks as one file dep.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,20 +38,36 @@ EXIT_USER_ERROR = 2
 
 
 class ParamsView:
-    """The validated config, restricted to the sections a stage declared."""
+    """The validated config, restricted to the keys a stage declared: `split` allows the whole
+    section, `data.target` that key and everything below it (DVC's dotted-key params, so a
+    change elsewhere in `data` does not rerun the stage).
 
-    def __init__(self, cfg: Any, allowed: tuple[str, ...], stage: str) -> None:
-        self._cfg, self._allowed, self._stage = cfg, allowed, stage
+    A property or method of a config model (e.g. `DatasetSpec.model_features`) runs against
+    the view itself, so the keys it reads must be declared too. Reading an undeclared key is
+    a bug in the stage, not a user error: AttributeError with the stage and the dotted key.
+    """
+
+    def __init__(self, cfg: Any, allowed: tuple[str, ...], stage: str, prefix: str = "") -> None:
+        self._cfg, self._allowed, self._stage, self._prefix = cfg, allowed, stage, prefix
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
-        if key not in self._allowed:
-            raise AttributeError(
-                f"stage '{self._stage}' reads params '{key}' without declaring it; add it to "
-                "the stage's PARAMS and to its `params:` in dvc.yaml"
-            )
-        return getattr(self._cfg, key)
+        dotted = f"{self._prefix}{key}"
+        if dotted in self._allowed:
+            return getattr(self._cfg, key)
+        member = inspect.getattr_static(type(self._cfg), key, None)
+        if key not in getattr(type(self._cfg), "model_fields", {}) and member is not None:
+            if isinstance(member, property):
+                return member.fget(self)
+            if inspect.isfunction(member):
+                return types.MethodType(member, self)
+        if any(a.startswith(f"{dotted}.") for a in self._allowed):
+            return ParamsView(getattr(self._cfg, key), self._allowed, self._stage, f"{dotted}.")
+        raise AttributeError(
+            f"stage '{self._stage}' reads params '{dotted}' without declaring it; add it to "
+            "the stage's PARAMS and to its `params:` in dvc.yaml"
+        )
 
 
 @dataclass(frozen=True)
