@@ -230,7 +230,7 @@ class Registry:
 
     def artifact_digest(self, uri: str) -> str:
         """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
-        from pipeline.tracking.lineage import tree_sha256
+        from pipeline.runtime.hashing import tree_sha256
 
         with tempfile.TemporaryDirectory(prefix="govpipe-digest-") as tmp:
             return tree_sha256(self.download(uri, Path(tmp)))
