@@ -27,13 +27,16 @@ import sys, time, yaml
 from pathlib import Path
 t0 = time.perf_counter()
 from pipeline.config import validate
-from pipeline.atomic import Outputs
-from pipeline.stage import Context, ParamsView
-from pipeline import ingest, split, train, metrics
+from pipeline.runtime.outputs import Outputs
+from pipeline.runtime.runner import Context, ParamsView
+from pipeline import ingest
+from pipeline import split
+from pipeline import train
+from pipeline import metrics
 cfg = validate(yaml.safe_load(Path("params.yaml").read_text()))
 for mod in (ingest, split, train, metrics):
     out = Outputs(Path.cwd())
-    mod.run(Context(ParamsView(cfg, mod.PARAMS, mod.__name__), None, out, True))
+    mod.run(Context(ParamsView(cfg, mod.PARAMS, mod.__name__), None, out))
     out.commit()
 print(f"{time.perf_counter() - t0:.3f}")
 '''

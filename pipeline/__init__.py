@@ -1,0 +1,81 @@
+"""The governed-ML pipeline: six stages that DVC runs in order (see dvc.yaml).
+
+    python -m pipeline.<stage> --dvc         # what dvc.yaml runs
+    python -m pipeline.<stage> [OVERRIDES]   # standalone Hydra app
+
+Modules, in the order data flows (a test keeps this map and the tree in step). Stage scripts
+and user tools sit at the top, where `python -m pipeline.<name>` finds them; each helper package
+is one concern, and a stage imports only the packages its `deps:` in dvc.yaml list.
+
+    ingest.py         stage: raw files -> typed, validated, PII-handled Parquet + report
+    split.py          stage: stratified train/val/test split
+    train.py          stage: fit the model (and mitigator), save one GovernedModel
+    metrics.py        stage: performance and fairness on val/test, DVC metrics and plots
+    governance.py     stage: gates, verdict, model card
+    register.py       stage: re-derive the verdict, log to MLflow, register, move aliases
+    compose.py        tool: write params.yaml from conf/
+    champion.py       tool: print the registry's champion
+    model.py          GovernedModel, the artefact; stays here because pickles name
+                      `pipeline.model.GovernedModel` and MLflow ships this one file with them
+    loaders.py        model sources for the server (`_target_: pipeline.loaders.…` in
+                      conf/serve/source/): a config-facing name, so it stays put like model.py;
+                      it lives in pipeline because it reads what register wrote, and serve/
+                      only consumes it
+    runtime/          what every stage runs on
+      runner.py       `--dvc` / Hydra entry point, the params view a stage may read
+      outputs.py      atomic outputs, deterministic JSON
+      paths.py        where each stage writes
+      logs.py         one logging setup, every record PII-scrubbed
+      errors.py       errors a user can act on (exit 2, no traceback)
+      hashing.py      sha256 of a file or a tree (the one implementation)
+    config/           pydantic models for every section of the composed config
+      load.py         raw mapping -> validated Config, errors naming the key path
+      base.py         shared strictness (unknown keys are errors)
+      root.py         the whole Config
+      dataset.py      data: files, columns, target, sensitive attributes, PII
+      split.py        split
+      model.py        model, mitigation, metrics
+      governance.py   governance gates and model card text
+      privacy.py      privacy: detector set, custom rules, plug-ins
+      registry.py     registry
+      serve.py        serve
+    dataset/          raw files -> typed frame (ingest)
+      read.py         read a dataset's files
+      rows.py         typing and row rules
+      sensitive.py    derived sensitive attributes
+      profile.py      the ingest report's counts and ranges
+    modelling/        the unfitted model (train)
+      estimators.py   preprocessing + configured estimator
+    evaluation/       performance of scores (metrics)
+      performance.py  threshold/ranking metrics, bootstrap CIs, plot data
+    fairness/         group fairness (metrics); see its own map
+      names.py        built-in metric names (no heavy imports: config needs them)
+      groups.py       per-group stats, exclusion, intersections
+      disparity.py    between-group metrics
+      catalog.py      metrics by name, `_target_` plug-ins
+      bootstrap.py    percentile-bootstrap intervals
+      report.py       the fairness report
+      _inputs.py      shared input checks
+    privacy/          PII detection and scrubbing (every stage, governance, serve)
+      detectors.py    built-in detectors
+      checksums.py    Luhn, mod-97, SSN rules
+      findings.py     result records (never the value)
+      scrubber.py     Scrubber: scrub, scan, scan_file
+      logging_filter.py  the log filter
+      columns.py      column policies at ingest (drop, hash, year)
+      evaluate.py     precision/recall against a labelled corpus
+    audit/            the judgement and its documents (governance, register)
+      gates.py        criteria against metrics, the verdict
+      policy.py       the policy committed in conf/
+      model_card.py   model card and bias audit
+      document.py     one document -> Markdown and HTML
+      charts.py       inline SVG
+    tracking/         the MLflow side (register, champion, loaders)
+      lineage.py      git state, data and params hashes
+      payload.py      params, metrics, tags as MLflow accepts them
+      client.py       tracking/registry calls with retries, aliases, the champion
+
+Heavy third-party packages (pandas, scikit-learn, fairlearn, mlflow, matplotlib) are imported
+inside the functions that use them, so validating a config or a failing stage costs no second
+of imports; everything else is imported at the top of the file.
+"""

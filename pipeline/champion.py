@@ -16,10 +16,10 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     import yaml
 
-    from pipeline import logs
     from pipeline.config import validate
-    from pipeline.errors import PipelineError
-    from pipeline.registry import Registry
+    from pipeline.runtime import logs
+    from pipeline.runtime.errors import PipelineError
+    from pipeline.tracking.client import Registry
 
     logs.setup()
     as_json = "--json" in argv

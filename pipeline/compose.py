@@ -22,7 +22,7 @@ if __name__ == "__main__":
     from omegaconf.errors import OmegaConfBaseException
 
     from pipeline.config.load import yaml_problem
-    from pipeline.stage import EXIT_USER_ERROR
+    from pipeline.runtime.runner import EXIT_USER_ERROR
 
     try:
         compose(Path("params.yaml"), sys.argv[1:])

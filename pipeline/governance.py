@@ -15,8 +15,8 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline import lineage
-from pipeline.paths import (
+from pipeline.runtime.hashing import file_sha256
+from pipeline.runtime.paths import (
     FAIRNESS_REPORT,
     GOVERNANCE_METRICS,
     GOVERNANCE_REPORT,
@@ -29,21 +29,24 @@ from pipeline.paths import (
     TRAIN_REPORT,
     UPLOADED_REPORTS,
 )
-from pipeline.stage import Context, main
+from pipeline.runtime.runner import Context, main
+from pipeline.tracking import lineage
 
 log = logging.getLogger("pipeline.governance")
 
 OUTS = (GOVERNANCE_REPORT, GOVERNANCE_METRICS, MODEL_CARD_MD, MODEL_CARD_HTML)
 PARAMS = lineage.JUDGED_SECTIONS
+# It hashes every judged section (identity.params_hash, which register checks), so any change
+# to them must rerun it: dvc.yaml tracks params.yaml as one file dep rather than copying each
+# section into dvc.lock (they were most of its 2,000 lines, and DVC re-parses it every run).
+PARAMS_FILE = True
 SCHEMA_VERSION = 1
 
 
-def _read_json(ctx: Context, rel: str) -> dict:
-    from pipeline.errors import DataError
+def _read_json(ctx: Context, rel: str, producer: str) -> dict:
+    from pipeline.runtime.errors import DataError
 
-    path = ctx.input(rel)
-    if not path.exists():
-        raise DataError(f"{path}: missing; run the earlier stages first (no verdict written)")
+    path = ctx.require(rel, producer, " (no verdict written)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -64,7 +67,7 @@ def _text_findings(scrubber, name: str, text: str) -> list[dict]:
 
 
 def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
     details, skipped = [], {}
     for rel in UPLOADED_REPORTS:
@@ -85,19 +88,17 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
 
 
 def run(ctx: Context) -> None:
-    from pipeline import gates, model_card
-    from pipeline.atomic import dumps
-    from pipeline.errors import DataError
+    from pipeline.audit import gates, model_card
     from pipeline.privacy import Scrubber
+    from pipeline.runtime.errors import DataError
+    from pipeline.runtime.outputs import dumps
 
     p = ctx.params
     spec, gov_cfg = p.data, p.governance
     root = Path.cwd()
-    model_path = ctx.input(MODEL)
-    if not model_path.exists():
-        raise DataError(f"{model_path}: missing; run the train stage first (no verdict written)")
-    performance = _read_json(ctx, PERFORMANCE)
-    fairness = _read_json(ctx, FAIRNESS_REPORT)
+    model_path = ctx.require(MODEL, "train", " (no verdict written)")
+    performance = _read_json(ctx, PERFORMANCE, "metrics")
+    fairness = _read_json(ctx, FAIRNESS_REPORT, "metrics")
     try:
         split_fair = fairness["splits"][gov_cfg.split]
         results = gates.judge(gov_cfg, fairness, performance)
@@ -114,11 +115,11 @@ def run(ctx: Context) -> None:
         "dataset": spec.name,
         "data_hash": lineage.data_hash(root, spec.source.dir, spec.source.files),
         "params_hash": lineage.params_hash(sections),
-        "model_sha256": lineage.file_sha256(model_path),
+        "model_sha256": file_sha256(model_path),
     }
     # Every file the register stage uploads, as judged and scanned here: register refuses a
     # file whose bytes changed since (an edited metric, a planted string).
-    judged = {rel: lineage.file_sha256(ctx.input(rel)) for rel in UPLOADED_REPORTS}
+    judged = {rel: file_sha256(ctx.input(rel)) for rel in UPLOADED_REPORTS}
     scrubber = Scrubber.from_config(p.privacy)
 
     def report(verdict, reasons, scan):
@@ -135,8 +136,9 @@ def run(ctx: Context) -> None:
 
     card_ctx = {
         "spec": spec, "card": gov_cfg.model_card, "threshold": p.metrics.threshold,
-        "ingest": _read_json(ctx, INGEST_REPORT), "split": _read_json(ctx, SPLIT_REPORT),
-        "train": _read_json(ctx, TRAIN_REPORT), "performance": performance,
+        "ingest": _read_json(ctx, INGEST_REPORT, "ingest"),
+        "split": _read_json(ctx, SPLIT_REPORT, "split"),
+        "train": _read_json(ctx, TRAIN_REPORT, "train"), "performance": performance,
         "performance_ci": fairness["performance_ci"], "fairness": split_fair,
         "split_name": gov_cfg.split,
     }
@@ -154,7 +156,7 @@ def run(ctx: Context) -> None:
     for rel, text in ((MODEL_CARD_MD, md), (MODEL_CARD_HTML, html)):
         path = ctx.outputs.path(rel)
         path.write_text(text, encoding="utf-8")
-        judged[rel] = lineage.file_sha256(path)  # the card renders no hash of itself
+        judged[rel] = file_sha256(path)  # the card renders no hash of itself
     ctx.outputs.write_json(GOVERNANCE_REPORT, final)
     headline = {g.id.replace("fairness:", "").replace("performance:", ""): g.value
                 for g in results}

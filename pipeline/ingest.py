@@ -10,9 +10,9 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-from pipeline.paths import INGEST_REPORT, INGESTED
-from pipeline.stage import Context, main
+from pipeline.runtime.errors import ConfigError
+from pipeline.runtime.paths import INGEST_REPORT, INGESTED
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -25,7 +25,8 @@ def _pii_policies(spec) -> dict[str, str]:
 
 
 def run(ctx: Context) -> None:
-    from pipeline import profile, rawdata, rows, sensitive
+    from pipeline.dataset import profile, rows, sensitive
+    from pipeline.dataset import read as rawdata
 
     spec = ctx.params.data
     policies = _pii_policies(spec)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
+from pipeline.runtime.hashing import file_sha256
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,14 @@ class LocalFileSource:
         self.name = name or self.path.stem
 
     def resolve(self) -> str:
-        from pipeline.model import sha256
-
         if not self.path.is_file():
             raise FileNotFoundError(f"model file {self.path} not found")
-        return sha256(self.path)[:12]
+        return file_sha256(self.path)[:12]
 
     def load(self) -> LoadedModel:
-        from pipeline.model import load, sha256
+        from pipeline.model import load
 
-        digest = sha256(self.path)
+        digest = file_sha256(self.path)
         model = load(self.path, expected_sha256=digest)
         return LoadedModel(model=model, name=self.name, version=digest[:12],
                            uri=f"file://{self.path.resolve()}",
@@ -97,7 +96,7 @@ class MlflowRegistrySource:
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
                  retries: int = 1, backoff_seconds: float = 0.5,
                  timeout_seconds: float = 5) -> None:
-        from pipeline.registry import Registry
+        from pipeline.tracking.client import Registry
 
         self.model_name, self.alias = model_name, alias
         self.registry = Registry(tracking_uri, retries=retries, backoff=backoff_seconds,
@@ -111,9 +110,9 @@ class MlflowRegistrySource:
 
         import mlflow.sklearn
 
-        from pipeline.errors import ModelRefused
-        from pipeline.lineage import tree_sha256
-        from pipeline.registry import ARTIFACT_SHA_TAG, servable
+        from pipeline.runtime.errors import ModelRefused
+        from pipeline.runtime.hashing import tree_sha256
+        from pipeline.tracking.client import ARTIFACT_SHA_TAG, servable
 
         info = self.registry.champion(self.model_name, self.alias)
         what = f"version {info['version']} of '{self.model_name}' (@{self.alias})"

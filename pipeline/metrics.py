@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.paths import (
+from pipeline.runtime.paths import (
     EVAL_SPLITS,
     FAIRNESS,
     FAIRNESS_REPORT,
@@ -25,12 +25,12 @@ from pipeline.paths import (
     PLOTS,
     SPLIT,
 )
-from pipeline.stage import Context, main
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.metrics")
 
 OUTS = (PERFORMANCE, FAIRNESS, FAIRNESS_REPORT, *PLOTS.values())
-PARAMS = ("data", "metrics", "seed")
+PARAMS = ("data.name", "data.target", "data.sensitive", "metrics", "seed")
 
 SHORT = {
     "statistical_parity_difference": "spd",
@@ -43,11 +43,9 @@ SHORT = {
 def _load_split(ctx: Context, name: str, needed: list[str]):
     import pandas as pd
 
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
-    path = ctx.input(SPLIT[name])
-    if not path.exists():
-        raise DataError(f"{path}: not found; run the split stage first")
+    path = ctx.require(SPLIT[name], "split")
     df = pd.read_parquet(path)
     absent = [c for c in needed if c not in df.columns]
     if absent:
@@ -67,15 +65,12 @@ def summary(report: dict) -> dict:
 def run(ctx: Context) -> None:
     import numpy as np
 
-    from pipeline import evaluation
-    from pipeline.errors import DataError
+    from pipeline.evaluation import performance as evaluation
     from pipeline.fairness.report import fairness_report
     from pipeline.model import load
 
     spec, cfg = ctx.params.data, ctx.params.metrics
-    model_path = ctx.input(MODEL)
-    if not model_path.exists():
-        raise DataError(f"{model_path}: not found; run the train stage first")
+    model_path = ctx.require(MODEL, "train")
     model = load(model_path)
     attributes = list(spec.sensitive)
     crossings = cfg.crossings(attributes)

@@ -18,7 +18,6 @@ so only a file whose sha256 matches the governance report and the registry tag i
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -78,17 +77,13 @@ def save(model: GovernedModel, path: Path) -> None:
         pickle.dump(model, fh, protocol=PICKLE_PROTOCOL)
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load(path: Path, expected_sha256: str | None = None) -> GovernedModel:
     """Load a model artefact, refusing one whose hash differs from the expected one."""
-    if expected_sha256 is not None and sha256(path) != expected_sha256:
+    # Imported here, not at the top: register ships this file alone with the pickle (MLflow's
+    # code_paths), so at import time it may need nothing else from pipeline.
+    from pipeline.runtime.hashing import file_sha256
+
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
         raise ValueError(f"{path}: sha256 differs from the expected {expected_sha256[:12]}…")
     with path.open("rb") as fh:
         model = pickle.load(fh)  # noqa: S301 - see module docstring

@@ -8,7 +8,7 @@ Re-derives, never trusts. It refuses (exit 2) unless:
   for byte (an edited metric, card or plot is stale);
 - the verdict follows from the judged metrics and gates (an edited verdict is refused);
 - its own privacy scan of every upload finds nothing.
-Then the verdict is derived again under the policy committed in conf/ (pipeline.policy): only
+Then the verdict is derived again under the policy committed in conf/ (pipeline.audit.policy): only
 a model VALIDATED under both, judged with no policy override, becomes `champion`. A model that
 is VALIDATED under overridden policy, or REJECTED under `governance.enforcement=warn`, is
 registered as `challenger` only; REJECTED under `block`, a hard block or a privacy finding is
@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import lineage, policy
-from pipeline.errors import PipelineError
-from pipeline.paths import (
+from pipeline.audit import policy
+from pipeline.runtime.errors import PipelineError
+from pipeline.runtime.hashing import file_sha256
+from pipeline.runtime.paths import (
     FAIRNESS,
     FAIRNESS_REPORT,
     GOVERNANCE_REPORT,
@@ -47,7 +48,8 @@ from pipeline.paths import (
     REGISTRATION,
     UPLOADED_REPORTS,
 )
-from pipeline.stage import Context, main
+from pipeline.runtime.runner import Context, main
+from pipeline.tracking import lineage
 
 log = logging.getLogger("pipeline.register")
 
@@ -55,6 +57,9 @@ OUTS = (PROMOTION, REGISTRATION)
 UNTRACKED_OUTS = (REGISTRATION,)  # not a DVC output: see the module docstring
 PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "registry",
           "seed")
+# It re-hashes the judged sections against governance's params_hash and logs the config as
+# MLflow params, so it reads nearly everything: params.yaml is one file dep in dvc.yaml.
+PARAMS_FILE = True
 JUDGED_FILES = (*UPLOADED_REPORTS, MODEL_CARD_MD, MODEL_CARD_HTML)  # hashed by governance
 UPLOADS = (*JUDGED_FILES, GOVERNANCE_REPORT)
 FAULT_ENV = "GOVPIPE_FAULT_AFTER"  # test hook: "log" or "register" simulates a crash there
@@ -116,7 +121,7 @@ def check_judged(ctx: Context, gov: dict, model_sha: str) -> None:
             raise Refused(f"{stale}: it recorded no hash for {rel}, which would be uploaded")
         if not path.exists():
             raise Refused(f"{rel} is missing; rerun the pipeline")
-        if lineage.file_sha256(path) != hashes[rel]:
+        if file_sha256(path) != hashes[rel]:
             raise Refused(f"{stale}: {rel} changed since it was judged")
 
 
@@ -142,7 +147,7 @@ def scan_uploads(ctx: Context) -> None:
 
 # -- the verdict, derived again ------------------------------------------------------------------
 def decide(ctx: Context, gov: dict) -> Decision:
-    from pipeline import gates
+    from pipeline.audit import gates
     from pipeline.config.governance import GovernanceSpec
 
     p = ctx.params
@@ -189,9 +194,9 @@ def _policy_view(p: Any) -> dict:
 # -- the MLflow side -----------------------------------------------------------------------------
 def _tags(ctx: Context, gov: dict, decision: Decision, model_sha: str) -> tuple[dict, dict]:
     """(lineage tags, set once per version; judgement tags, refreshed on every run)."""
-    from pipeline import mlflow_payload
     from pipeline.privacy import Scrubber
-    from pipeline.registry import SHA_TAG
+    from pipeline.tracking import payload as mlflow_payload
+    from pipeline.tracking.client import SHA_TAG
 
     p = ctx.params
     state = lineage.git_state(Path.cwd())
@@ -221,7 +226,7 @@ def _log_run(reg, exp_id: str, ctx: Context, model, tags: dict, params: dict,
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from pipeline import mlflow_payload
+    from pipeline.tracking import payload as mlflow_payload
 
     spec = ctx.params.data
     example = mlflow_payload.synthetic_example(spec, model.input_columns)
@@ -264,10 +269,10 @@ def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
                 tags: dict) -> str:
     """The run holding this model: one logged earlier (a registration that died after
     logging), or a new one."""
-    from pipeline import mlflow_payload
     from pipeline.model import load
     from pipeline.privacy import Scrubber
-    from pipeline.registry import RegistryError, redact
+    from pipeline.tracking import payload as mlflow_payload
+    from pipeline.tracking.client import RegistryError, redact
 
     cfg = ctx.params.registry
     exp_id = reg.experiment_id(cfg.experiment, cfg.artifact_location)
@@ -301,7 +306,7 @@ def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
 
 
 def _ensure_model(reg, name: str) -> None:
-    from pipeline.registry import RegistryError
+    from pipeline.tracking.client import RegistryError
 
     try:
         reg.call("look up the registered model", reg.client.get_registered_model, name)
@@ -329,7 +334,7 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
 
 
 def run(ctx: Context) -> None:
-    from pipeline.registry import (
+    from pipeline.tracking.client import (
         ARTIFACT_SHA_TAG,
         Registry,
         redact,
@@ -343,7 +348,7 @@ def run(ctx: Context) -> None:
     model_path = ctx.input(MODEL)
     if not model_path.exists():
         raise Refused(f"{MODEL} is missing: run the train stage first")
-    model_sha = lineage.file_sha256(model_path)
+    model_sha = file_sha256(model_path)
     gov = read_governance(ctx)
     check_judged(ctx, gov, model_sha)
     scan_uploads(ctx)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.paths import INGESTED, SPLIT, SPLIT_REPORT
-from pipeline.stage import Context, main
+from pipeline.runtime.paths import INGESTED, SPLIT, SPLIT_REPORT
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.split")
 
 OUTS = (*SPLIT.values(), SPLIT_REPORT)
-PARAMS = ("data", "split")
+PARAMS = ("data.name", "data.target", "data.sensitive", "split")
 
 
 def _strata(df, target: str, attrs: list[str]):
@@ -59,12 +59,10 @@ def counts(parts: dict, target: str, attrs: list[str]) -> dict:
 def run(ctx: Context) -> None:
     import pandas as pd
 
-    from pipeline.errors import DataError
+    from pipeline.runtime.errors import DataError
 
     spec, cfg = ctx.params.data, ctx.params.split
-    src = ctx.input(INGESTED)
-    if not src.exists():
-        raise DataError(f"{src}: not found; run the ingest stage first")
+    src = ctx.require(INGESTED, "ingest")
     df = pd.read_parquet(src)
     target = spec.target.column
     needed = [target, *spec.sensitive]

@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 import time
 
-from pipeline.paths import MODEL, SPLIT, TRAIN_REPORT
-from pipeline.stage import Context, main
+from pipeline.runtime.paths import MODEL, SPLIT, TRAIN_REPORT
+from pipeline.runtime.runner import Context, main
 
 log = logging.getLogger("pipeline.train")
 
 OUTS = (MODEL, TRAIN_REPORT)
-PARAMS = ("data", "model", "mitigation", "seed")
+PARAMS = ("data.name", "data.target", "data.features", "data.sensitive",
+          "data.sensitive_as_features", "data.columns", "model", "mitigation", "seed")
 
 
 def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):
-    from pipeline import estimators
+    from pipeline.modelling import estimators
 
     features = list(X.columns)
     base = estimators.pipeline(spec, features, model_cfg, seed)
@@ -47,13 +48,11 @@ def run(ctx: Context) -> None:
     import numpy as np
     import pandas as pd
 
-    from pipeline.errors import DataError
     from pipeline.model import GovernedModel, save
+    from pipeline.runtime.errors import DataError
 
     spec, model_cfg, mitigation = ctx.params.data, ctx.params.model, ctx.params.mitigation
-    src = ctx.input(SPLIT["train"])
-    if not src.exists():
-        raise DataError(f"{src}: not found; run the split stage first")
+    src = ctx.require(SPLIT["train"], "split")
     df = pd.read_parquet(src)
     features = spec.model_features
     attr = getattr(mitigation, "attribute", None)

@@ -40,7 +40,7 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 def load_params(path: Path) -> dict[str, Any]:
     import yaml
 
-    from pipeline.errors import ConfigError
+    from pipeline.runtime.errors import ConfigError
 
     if not path.is_file():
         raise ConfigError(f"{path}: not found")
@@ -52,7 +52,7 @@ def load_params(path: Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     from pipeline.config import validate
-    from pipeline.errors import PipelineError
+    from pipeline.runtime.errors import PipelineError
     from serve import logsetup
     from serve.server import serve
 

@@ -69,7 +69,7 @@ class GovernedAPI(ls.LitAPI):
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self, device: str) -> None:
-        from pipeline.errors import PipelineError
+        from pipeline.runtime.errors import PipelineError
         from serve import logsetup, metrics
 
         logsetup.configure(self.log_level)
@@ -115,7 +115,7 @@ class GovernedAPI(ls.LitAPI):
 
     def check_source(self) -> None:
         """One TTL expiry: resolve the current version; load and swap if it changed."""
-        from pipeline.errors import ModelRefused
+        from pipeline.runtime.errors import ModelRefused
 
         m = self.metrics.reloads
         try:
@@ -246,7 +246,7 @@ class _Serving:
 
 def _reason(e: BaseException) -> str:
     """What /readyz and the logs say about a setup or reload failure."""
-    from pipeline.errors import ModelRefused
+    from pipeline.runtime.errors import ModelRefused
 
     if isinstance(e, ModelRefused):
         return f"refused: {e}"

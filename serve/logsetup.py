@@ -54,7 +54,7 @@ def route_third_party() -> None:
 
 
 def configure(level: str = "info") -> None:
-    from pipeline import logs
+    from pipeline.runtime import logs
 
     logs.setup(level=LEVELS[level])  # installs the scrubbing filter on every root handler
     for h in logging.getLogger().handlers:

@@ -37,7 +37,7 @@ import litserve as ls
 import uvicorn
 from starlette.middleware.gzip import GZipMiddleware
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.runtime.errors import ConfigError, PipelineError
 from serve import edges, http, logsetup, metrics, protocols, supervise
 from serve.api import GovernedAPI
 from serve.gate import Gate

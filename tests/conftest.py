@@ -14,6 +14,16 @@ import yaml
 from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Fixtures that start real processes (dvc, the stages, servers): a test using one is slow,
+# whatever its own marker says, so `pytest -m "not slow"` stays a quick loop on pure logic.
+PROCESS_FIXTURES = {"built", "repo", "pulled_data", "serve_models"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 VENV_BIN = Path(sys.executable).parent
 
 # What a clone holds, minus what the pipeline makes; used to copy the repo into a temp dir.

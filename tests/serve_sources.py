@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ModelRefused
 from pipeline.loaders import LoadedModel, LocalFileSource
+from pipeline.runtime.errors import ModelRefused
 
 
 class PointerSource:

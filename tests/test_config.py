@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.config import validate
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 from tests.conftest import ROOT, composed, run, stage
 
 
@@ -210,7 +210,7 @@ def test_estimator_params_out_of_range_are_config_errors(model, key, value):
      ("rf", "max_features", None), ("rf", "max_features", "log2"), ("logreg", "C", 1e6)],
 )
 def test_estimator_params_sklearn_accepts_stay_valid(model, key, value):
-    from pipeline.estimators import estimator
+    from pipeline.modelling.estimators import estimator
 
     raw = composed(f"model={model}")
     raw["model"][key] = value

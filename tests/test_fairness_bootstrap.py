@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +12,8 @@ from pipeline.fairness.bootstrap import (
     bootstrap_intervals,
     stats_from_confusion,
 )
+from pipeline.fairness.catalog import DISPARITY_METRICS, evaluate_metric
 from pipeline.fairness.groups import confusion_by_group, encode_groups, group_stats
-from pipeline.fairness.registry import DISPARITY_METRICS, evaluate_metric
 
 BOOT = dict(min_count=30, min_share=0.01)
 
@@ -153,13 +151,11 @@ def test_bad_arguments_raise(medium, kwargs, message):
         bootstrap_intervals(y_true, y_pred, groups, **BOOT, **kwargs)
 
 
-def test_fast_enough_for_15000_rows_10_groups():
+def test_15000_rows_10_groups_give_every_replicate():
+    # How long it takes is measured in bench/, never asserted here.
     y_true, y_pred, groups = synthetic(15_000, seed=4, groups=tuple(f"g{i}" for i in range(10)))
-    stats = group_stats(y_true, y_pred, groups, **BOOT)  # MetricFrame: once, outside the timing
-    start = time.perf_counter()
+    stats = group_stats(y_true, y_pred, groups, **BOOT)
     result = bootstrap_intervals(
         y_true, y_pred, groups, n_boot=200, seed=0, full_sample_stats=stats, **BOOT
     )
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"bootstrap took {elapsed:.2f}s"
     assert all(ci.n_valid == 200 for ci in result.metrics.values())

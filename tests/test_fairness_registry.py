@@ -9,16 +9,16 @@ from fairlearn.metrics import MetricFrame, false_negative_rate_difference
 from omegaconf import OmegaConf
 from sklearn.metrics import precision_score
 
-from pipeline.errors import ConfigError
 from pipeline.fairness import disparity
-from pipeline.fairness.groups import GroupStats, group_stats
-from pipeline.fairness.registry import (
+from pipeline.fairness.catalog import (
     DISPARITY_METRICS,
     MetricSpecError,
     evaluate_metric,
     resolve_metric,
     resolve_metrics,
 )
+from pipeline.fairness.groups import GroupStats, group_stats
+from pipeline.runtime.errors import ConfigError
 
 PPV_TARGET = "tests.fairness_plugins.positive_predictive_value_difference"
 FNR_TARGET = "tests.fairness_plugins.false_negative_rate_difference"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.fairness import fairness_report
-from pipeline.fairness.registry import DISPARITY_METRICS
+from pipeline.fairness.catalog import DISPARITY_METRICS
 
 PPV = {
     "name": "ppv_difference",

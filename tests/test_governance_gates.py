@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
+from pipeline.audit.gates import evaluate, verdict
 from pipeline.config import validate
 from pipeline.config.governance import GovernanceSpec
-from pipeline.errors import ConfigError
-from pipeline.gates import evaluate, verdict
+from pipeline.runtime.errors import ConfigError
 from tests.conftest import composed
 
 CARD = {"intended_use": "tests"}

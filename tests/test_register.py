@@ -95,7 +95,7 @@ def test_model_loads_through_the_registry_source(repo):
 
 def test_a_further_source_plugs_in_through_target(repo, tmp_path):
     from pipeline.loaders import build_source
-    from pipeline.model import sha256
+    from pipeline.runtime.hashing import file_sha256 as sha256
 
     shutil.copy(repo / "artifacts" / "model.pkl", tmp_path / "m.pkl")
     (tmp_path / "current.json").write_text(json.dumps(

@@ -22,7 +22,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from pipeline.model import load, sha256
+from pipeline.model import load
+from pipeline.runtime.hashing import file_sha256 as sha256
 from tests.conftest import ROOT
 from tests.serve_process import INPUTS, KEY, Server, raw, record
 from tests.serve_sources import point

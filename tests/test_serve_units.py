@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from pipeline.config import validate
 from pipeline.config.dataset import DatasetSpec
 from pipeline.config.serve import ServeSpec
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 from serve.schema import RequestSchema, field_path
 from serve.state import SharedState
 from tests.conftest import ROOT
@@ -366,7 +366,7 @@ def test_batch_predict_matches_the_model_in_process(api, models, test_split):
 
 def test_model_swap_unreachable_source_and_incompatible_model(api, models, tmp_path,
                                                               test_split):
-    from pipeline.model import sha256
+    from pipeline.runtime.hashing import file_sha256 as sha256
     from tests.serve_sources import point
 
     first = api.current.version
@@ -537,7 +537,7 @@ def test_mlflow_and_v2_bodies_become_the_same_records():
 
 
 def test_reload_of_a_refused_version_keeps_the_model_and_says_why(api, models):
-    from pipeline.model import sha256
+    from pipeline.runtime.hashing import file_sha256 as sha256
     from tests.serve_sources import point
 
     first = api.current.version

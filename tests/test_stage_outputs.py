@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.atomic import PARTIAL, Outputs
-from pipeline.errors import OutputError
+from pipeline.runtime.errors import OutputError
+from pipeline.runtime.outputs import PARTIAL, Outputs
 from tests.conftest import ROOT, stage
 
 

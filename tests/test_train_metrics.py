@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.evaluation import calibration_points, performance
+from pipeline.evaluation.performance import calibration_points, performance
 from tests.conftest import ROOT, composed, stage
 
 

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from pipeline.config.root import Config
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 
 _REL_PATH = re.compile(r"^([A-Za-z_][\w\-]*(?:\.[\w\-]+)*): (.*)$", re.S)
 

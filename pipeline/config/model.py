@@ -12,7 +12,7 @@ from pipeline.config.base import Section
 
 class Estimator(Section):
     """A scikit-learn estimator: every field but `name` is an argument of `SKLEARN`'s
-    constructor (pipeline.estimators passes them as they are, plus the seed)."""
+    constructor (pipeline.modelling.estimators passes them as they are, plus the seed)."""
 
     SKLEARN: ClassVar[str]  # "module.Class"
 

@@ -8,10 +8,10 @@ from pipeline.config.base import Section
 from pipeline.config.dataset import DatasetSpec
 from pipeline.config.governance import GovernanceSpec
 from pipeline.config.model import MetricsSpec, MitigationSpec, ModelSpec
+from pipeline.config.privacy import PrivacyConfig
 from pipeline.config.registry import RegistrySpec
 from pipeline.config.serve import ServeSpec
 from pipeline.config.split import SplitSpec
-from pipeline.privacy.config import PrivacyConfig
 
 
 class Config(Section):

@@ -36,11 +36,11 @@ _EXPORTS = {
     "encode_groups": "pipeline.fairness.groups",
     "group_stats": "pipeline.fairness.groups",
     "intersection": "pipeline.fairness.groups",
-    "DISPARITY_METRICS": "pipeline.fairness.registry",
-    "MetricSpecError": "pipeline.fairness.registry",
-    "evaluate_metric": "pipeline.fairness.registry",
-    "resolve_metric": "pipeline.fairness.registry",
-    "resolve_metrics": "pipeline.fairness.registry",
+    "DISPARITY_METRICS": "pipeline.fairness.catalog",
+    "MetricSpecError": "pipeline.fairness.catalog",
+    "evaluate_metric": "pipeline.fairness.catalog",
+    "resolve_metric": "pipeline.fairness.catalog",
+    "resolve_metrics": "pipeline.fairness.catalog",
     "fairness_report": "pipeline.fairness.report",
 }
 

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.fairness._inputs import check_labels, check_thresholds
-from pipeline.fairness.groups import GroupStats, encode_groups, group_stats
-from pipeline.fairness.registry import (
+from pipeline.fairness.catalog import (
     DISPARITY_METRICS,
     MetricSpec,
     evaluate_metric,
     resolve_metrics,
 )
+from pipeline.fairness.groups import GroupStats, encode_groups, group_stats
 
 GROUP_RATES = ("selection_rate", "tpr", "fpr")
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -63,9 +63,6 @@ class GroupStats:
     fpr: float | None
     excluded: bool
     exclusion_reason: str | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def encode_groups(groups: pd.Series) -> tuple[list[str], np.ndarray]:

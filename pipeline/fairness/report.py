@@ -14,26 +14,23 @@ import pandas as pd
 
 from pipeline.fairness._inputs import check_labels, check_thresholds
 from pipeline.fairness.bootstrap import GROUP_RATES, Interval, bootstrap_intervals
-from pipeline.fairness.disparity import impact_ratios, lowest_group, reference_group
-from pipeline.fairness.groups import group_stats, intersection
-from pipeline.fairness.registry import (
+from pipeline.fairness.catalog import (
     DISPARITY_METRICS,
     MetricSpec,
     evaluate_metric,
     resolve_metrics,
 )
+from pipeline.fairness.disparity import impact_ratios, lowest_group, reference_group
+from pipeline.fairness.groups import group_stats, intersection
+from pipeline.runtime.outputs import rounded as _r
 
 SCHEMA_VERSION = 1
-DECIMALS = 6
 CONVENTION = (
     "differences are max - min over eligible groups (>= 0, 0 = parity); ratios are min / max "
     "(in [0, 1], 1 = parity); null = undefined (fewer than 2 eligible groups), fail closed"
 )
 
 
-def _r(x: float | None) -> float | None:
-    """Round to DECIMALS; None stays None; -0.0 becomes 0.0."""
-    return None if x is None else round(float(x), DECIMALS) + 0.0
 
 
 def _ci(interval: Interval) -> dict:

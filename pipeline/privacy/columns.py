@@ -36,7 +36,6 @@ _HASH_HEX_CHARS = 16
 
 
 class ColumnPolicy(StrEnum):
-    KEEP = "keep"
     DROP = "drop"
     HASH = "hash"
     YEAR = "year"
@@ -112,8 +111,6 @@ def apply_column_policy(
             f"column {column_name!r}: unknown PII policy {policy!r}; valid: "
             f"{[p.value for p in ColumnPolicy]}"
         ) from None
-    if pol is ColumnPolicy.KEEP:
-        return series
     if pol is ColumnPolicy.DROP:
         raise ValueError(
             f"column {column_name!r} has policy 'drop': remove the column instead of "

@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import PrivacyConfig, build_detectors
+from pipeline.config.privacy import PrivacyConfig, build_detectors
+
 from .detectors import SHADOW, Detector
 from .findings import FileFinding, FileFindings, Finding, ScanReport
 
@@ -99,7 +100,7 @@ class Scrubber:
 
     @classmethod
     def from_config(cls, cfg: PrivacyConfig | Mapping[str, Any] | None = None) -> Scrubber:
-        """Scrubber with :func:`~pipeline.privacy.config.build_detectors` detectors."""
+        """Scrubber with :func:`~pipeline.config.privacy.build_detectors` detectors."""
         return cls(build_detectors(cfg))
 
     @property

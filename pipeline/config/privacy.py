@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .detectors import BUILTIN_DETECTORS, CustomRegexDetector, Detector
+from pipeline.privacy.detectors import BUILTIN_DETECTORS, CustomRegexDetector, Detector
 
 __all__ = ["CustomRule", "PrivacyConfig", "build_detectors", "instantiate_plugin"]
 

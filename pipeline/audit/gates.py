@@ -13,13 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAIRNESS_SHORT = {
-    "statistical_parity_difference": "spd",
-    "disparate_impact_ratio": "dir",
-    "equal_opportunity_difference": "eod",
-    "equalized_odds_difference": "eqodds",
-}
-
 
 @dataclass(frozen=True)
 class GateResult:
@@ -42,6 +35,11 @@ class GateResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def outcome(passed: bool, advisory: bool) -> str:
+    """PASS, WARN (an advisory gate failed) or FAIL: what cards and registry tags show."""
+    return "PASS" if passed else ("WARN" if advisory else "FAIL")
 
 
 def _compare(c, value, ci, use_bound: bool) -> tuple[str, float | None, float, str]:

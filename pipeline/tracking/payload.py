@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from pipeline.audit.gates import outcome
+
 _BAD_KEY_CHARS = re.compile(r"[^\w./\- :]")
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
@@ -52,9 +54,8 @@ def metrics(performance: dict, fairness_summary: dict) -> dict[str, float]:
 def gate_tags(governance: dict) -> dict[str, str]:
     tags = {}
     for g in governance["gates"]:
-        outcome = "PASS" if g["passed"] else ("WARN" if g["advisory"] else "FAIL")
-        tags[key(f"gate.{g['id']}")] = outcome
-    tags["gate.privacy_scan"] = "PASS" if governance["privacy_scan"]["findings"] == 0 else "FAIL"
+        tags[key(f"gate.{g['id']}")] = outcome(g["passed"], g["advisory"])
+    tags["gate.privacy_scan"] = outcome(governance["privacy_scan"]["findings"] == 0, False)
     return tags
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.config import DatasetSpec
+from pipeline.runtime.outputs import rounded
 
 
 def profile(frame: pd.DataFrame, spec: DatasetSpec) -> dict:
@@ -21,7 +22,7 @@ def profile(frame: pd.DataFrame, spec: DatasetSpec) -> dict:
             nums[name] = {
                 "min": float(d.min()) if len(d) else None,
                 "max": float(d.max()) if len(d) else None,
-                "mean": round(float(d.mean()), 6) if len(d) else None,
+                "mean": rounded(float(d.mean())) if len(d) else None,
             }
     for name in spec.sensitive:
         counts = frame[name].value_counts(sort=False)

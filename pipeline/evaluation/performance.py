@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DECIMALS = 6
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), DECIMALS) + 0.0
+from pipeline.runtime.outputs import rounded as _r
 
 
 def performance(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:

@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pipeline.runtime.hashing import file_sha256
+
 CODE_PATHS = ("pipeline", "conf", "serve", "dvc.yaml", "pyproject.toml", "uv.lock")
 
 
@@ -71,21 +73,3 @@ def canonical_json(obj: Any) -> str:
 
 def params_hash(sections: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(sections).encode()).hexdigest()
-
-
-def tree_sha256(root: Path) -> str:
-    """sha256 over every file below `root`: relative paths (sorted) and their sha256s, so a
-    changed, added, removed or renamed file changes it."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(file_sha256(path).encode() + b"\n")
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

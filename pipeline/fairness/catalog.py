@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from pipeline.errors import ConfigError
 from pipeline.fairness import disparity
 from pipeline.fairness.groups import GroupStats
+from pipeline.runtime.errors import ConfigError
 
 DisparityMetric = Callable[[Sequence[GroupStats]], float | None]
 

@@ -1,7 +1,7 @@
 """One logging setup for every stage (and the server).
 
-Every record passes the PII-scrubbing filter (pipeline.privacy) and any filter in `_FILTERS` on
-every handler, so a message cannot reach a stream or file without them.
+Every record passes the PII-scrubbing filter (pipeline.privacy) on every handler, so a message
+cannot reach a stream or file without it.
 """
 
 from __future__ import annotations
@@ -12,22 +12,8 @@ from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
-_FILTERS: list[logging.Filter] = []
-
-
-def add_filter(f: logging.Filter) -> None:
-    """Register a filter for all handlers set up from now on, and attach it to existing ones."""
-    if f not in _FILTERS:
-        _FILTERS.append(f)
-    for h in logging.getLogger().handlers:
-        if f not in h.filters:
-            h.addFilter(f)
-
-
 def _handler(h: logging.Handler) -> logging.Handler:
     h.setFormatter(logging.Formatter(FORMAT))
-    for f in _FILTERS:
-        h.addFilter(f)
     return h
 
 

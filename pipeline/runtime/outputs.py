@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import OutputError
+from pipeline.runtime.errors import OutputError
 
 PARTIAL = ".partial-"
 # What the file system, not the stage, gets wrong while outputs are written: a full disk or
@@ -85,6 +85,17 @@ class Outputs:
             path = path.with_name(path.name[1:].rsplit(PARTIAL, 1)[0])
         verb = "write" if path in self._pending else "access"  # e.g. an unreadable input
         return OutputError(f"cannot {verb} {path}: {reason}")
+
+
+DECIMALS = 6
+
+
+def rounded(x: float | None) -> float | None:
+    """`x` to DECIMALS places for the JSON outputs; None, NaN and ±inf (undefined) become None,
+    and -0.0 becomes 0.0, so equal results give equal bytes."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), DECIMALS) + 0.0
 
 
 def _clean(obj: Any) -> Any:

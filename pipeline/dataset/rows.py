@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DatasetSpec
-from pipeline.errors import DataError
-from pipeline.rawdata import SOURCE_FILE, SOURCE_ROW
+from pipeline.dataset.read import SOURCE_FILE, SOURCE_ROW
+from pipeline.runtime.errors import DataError
 
 MAX_EXAMPLES = 3
 

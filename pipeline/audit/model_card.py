@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.charts import selection_rate_svg
-from pipeline.document import Figure, Section, Table, to_html, to_markdown
+from pipeline.audit.charts import selection_rate_svg
+from pipeline.audit.document import Figure, Section, Table, to_html, to_markdown
+from pipeline.audit.gates import outcome
 
 
 def _fmt_ci(ci: dict | None) -> str:
@@ -116,16 +117,21 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
                         [[name, m["value"], _fmt_ci(m["ci"])] for name, m in b["metrics"].items()]))
         chart_rows += [(f"{key}={r['group']}", r["selection_rate"] or 0.0,
                         r["status"] != "included") for r in rows if r["count"]]
-    audit.add(Figure(selection_rate_svg(chart_rows, "Selection rate by group"),
-                     "Selection rate by group (hatched: excluded from impact ratios; dashed: "
-                     "four fifths of the highest rate within the chart)."))
+    # The line the gate applies, not a hard-coded four fifths: the configured minimum.
+    ratio_min = next((g["threshold"] for g in gov["gates"]
+                      if g["metric"] == "disparate_impact_ratio"), None)
+    rule = "no disparate impact gate" if ratio_min is None else \
+        f"the disparate impact gate's minimum, {ratio_min:g} × the highest rate in the chart"
+    audit.add(Figure(selection_rate_svg(chart_rows, "Selection rate by group", ratio_min),
+                     f"Selection rate by group (hatched: excluded from impact ratios; dashed: "
+                     f"{rule})."))
     sections.append(audit)
 
     sections.append(Section("Governance gates").add(Table(
         ["gate", "value", "95% CI", "compared", "rule", "outcome", "enforcement"],
         [[g["id"], g["value"], _fmt_ci(g["ci"]), f"{g['basis']}",
           f"{g['direction']} {g['threshold']:g}",
-          "PASS" if g["passed"] else ("WARN" if g["advisory"] else "FAIL"), g["enforcement"]]
+          outcome(g["passed"], g["advisory"]), g["enforcement"]]
          for g in gov["gates"]])))
 
     scan = gov["privacy_scan"]

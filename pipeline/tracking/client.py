@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.runtime.errors import ConfigError, PipelineError
 
-log = logging.getLogger("pipeline.registry")
+log = logging.getLogger("pipeline.tracking.client")
 T = TypeVar("T")
 
 SHA_TAG = "model_sha256"  # sha256 of artifacts/model.pkl, the file governance judged
@@ -233,7 +233,7 @@ class Registry:
 
     def artifact_digest(self, uri: str) -> str:
         """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
-        from pipeline.lineage import tree_sha256
+        from pipeline.runtime.hashing import tree_sha256
 
         with tempfile.TemporaryDirectory(prefix="govpipe-digest-") as tmp:
             return tree_sha256(self.download(uri, Path(tmp)))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 
 
-def selection_rate_svg(rows: list[tuple[str, float, bool]], title: str) -> str:
+def selection_rate_svg(rows: list[tuple[str, float, bool]], title: str,
+                       ratio_min: float | None) -> str:
     """Horizontal bars of selection rate per group; excluded groups drawn hatched and grey.
 
-    `rows` are (label, selection rate, excluded). matplotlib's SVG backend is made
-    deterministic by fixing the hash salt and dropping the date metadata.
+    `rows` are (label, selection rate, excluded); `ratio_min` is the configured minimum of the
+    disparate impact ratio gate, drawn as a fraction of the highest rate (None: no such gate).
+    matplotlib's SVG backend is made deterministic by fixing the hash salt and dropping the date
+    metadata.
     """
     import matplotlib
 
@@ -28,9 +31,10 @@ def selection_rate_svg(rows: list[tuple[str, float, bool]], title: str) -> str:
         if e:
             bar.set_hatch("//")
     top = max(values, default=0.0)
-    if top > 0:
-        ax.axvline(0.8 * top, color="#cf222e", linestyle="--", linewidth=1)
-        ax.text(0.8 * top, len(rows) - 0.4, " 4/5 of highest", color="#cf222e", fontsize=8)
+    if top > 0 and ratio_min is not None:
+        ax.axvline(ratio_min * top, color="#cf222e", linestyle="--", linewidth=1)
+        ax.text(ratio_min * top, len(rows) - 0.4, f" {ratio_min:g} × highest", color="#cf222e",
+                fontsize=8)
     ax.set_xlabel("selection rate (share predicted positive)")
     ax.set_title(title, fontsize=10)
     ax.set_xlim(0, max(top * 1.15, 0.05))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import DatasetSpec
-from pipeline.errors import DataError
+from pipeline.runtime.errors import DataError
 
 SOURCE_FILE = "__source_file"
 SOURCE_ROW = "__source_row"

@@ -10,44 +10,64 @@ never touch DVC-tracked outputs. Inputs are read from the repo (tracked outputs 
 stages) unless `+inputs=DIR` points at an earlier standalone run.
 
 Either way the whole config is validated before the stage does any work, and the stage sees
-only the sections it declares in `params` — the same list `dvc.yaml` gives DVC (a test checks).
+only the keys it declares in `PARAMS` — the same list `dvc.yaml` gives DVC (a test checks), or,
+for a stage with `PARAMS_FILE = True`, the sections it reads from params.yaml, which dvc.yaml
+then tracks as one file dep.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import logs
-from pipeline.atomic import Outputs
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.runtime import logs
+from pipeline.runtime.errors import ConfigError, DataError, PipelineError
+from pipeline.runtime.outputs import Outputs
 
 log = logging.getLogger("pipeline")
 
 DVC_FLAG = "--dvc"
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EXIT_USER_ERROR = 2
 
 
 class ParamsView:
-    """The validated config, restricted to the sections a stage declared."""
+    """The validated config, restricted to the keys a stage declared: `split` allows the whole
+    section, `data.target` that key and everything below it (DVC's dotted-key params, so a
+    change elsewhere in `data` does not rerun the stage).
 
-    def __init__(self, cfg: Any, allowed: tuple[str, ...], stage: str) -> None:
-        self._cfg, self._allowed, self._stage = cfg, allowed, stage
+    A property or method of a config model (e.g. `DatasetSpec.model_features`) runs against
+    the view itself, so the keys it reads must be declared too. Reading an undeclared key is
+    a bug in the stage, not a user error: AttributeError with the stage and the dotted key.
+    """
+
+    def __init__(self, cfg: Any, allowed: tuple[str, ...], stage: str, prefix: str = "") -> None:
+        self._cfg, self._allowed, self._stage, self._prefix = cfg, allowed, stage, prefix
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
-        if key not in self._allowed:
-            raise AttributeError(
-                f"stage '{self._stage}' reads params '{key}' without declaring it; add it to "
-                "the stage's PARAMS and to its `params:` in dvc.yaml"
-            )
-        return getattr(self._cfg, key)
+        dotted = f"{self._prefix}{key}"
+        if dotted in self._allowed:
+            return getattr(self._cfg, key)
+        member = inspect.getattr_static(type(self._cfg), key, None)
+        if key not in getattr(type(self._cfg), "model_fields", {}) and member is not None:
+            if isinstance(member, property):
+                return member.fget(self)
+            if inspect.isfunction(member):
+                return types.MethodType(member, self)
+        if any(a.startswith(f"{dotted}.") for a in self._allowed):
+            return ParamsView(getattr(self._cfg, key), self._allowed, self._stage, f"{dotted}.")
+        raise AttributeError(
+            f"stage '{self._stage}' reads params '{dotted}' without declaring it; add it to "
+            "the stage's PARAMS and to its `params:` in dvc.yaml"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,7 +75,6 @@ class Context:
     params: ParamsView
     inputs: Path | None  # standalone `+inputs=DIR`: looked in first
     outputs: Outputs
-    tracked: bool  # True under `dvc repro`
 
     def input(self, rel: str | Path) -> Path:
         """An earlier stage's output: from `+inputs=DIR` if it has it, else from the repo."""
@@ -63,12 +82,19 @@ class Context:
             return self.inputs / rel
         return Path.cwd() / rel
 
+    def require(self, rel: str | Path, producer: str, note: str = "") -> Path:
+        """`input(rel)`, or a DataError naming it and the stage that writes it."""
+        path = self.input(rel)
+        if not path.exists():
+            raise DataError(f"{path}: not found; run the {producer} stage first{note}")
+        return path
+
 
 StageFn = Callable[[Context], None]
 
 
 def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn, raw: Any,
-             inputs: Path | None, out_root: Path, tracked: bool) -> None:
+             inputs: Path | None, out_root: Path) -> None:
     from pipeline.config import validate
 
     cfg = validate(raw)
@@ -76,7 +102,7 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
 
     install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
-    ctx = Context(ParamsView(cfg, params, name), inputs, outputs, tracked)
+    ctx = Context(ParamsView(cfg, params, name), inputs, outputs)
     try:
         fn(ctx)
         written = outputs.commit(expected=[out_root / o for o in outs])
@@ -119,8 +145,7 @@ def _run_dvc(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
             "Use `dvc exp run -S KEY=VALUE` or run the stage standalone without --dvc."
         )
     root = Path.cwd()
-    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), None, root,
-             tracked=True)
+    _execute(name, params, outs, fn, _load_params(root / "params.yaml"), None, root)
 
 
 def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn) -> None:
@@ -136,7 +161,7 @@ def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: St
         inputs = raw.pop("inputs", None)
         inputs = Path(inputs) if inputs else None
         try:
-            _execute(name, params, outs, fn, raw, inputs, out_dir, tracked=False)
+            _execute(name, params, outs, fn, raw, inputs, out_dir)
         except PipelineError as e:
             log.error("%s failed: %s", name, e)
             sys.exit(EXIT_USER_ERROR)

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.runtime.errors import ConfigError
 
 # Dotted keys of the composed config that form the policy.
 KEYS = (

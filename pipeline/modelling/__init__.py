@@ -1,0 +1,1 @@
+"""The unfitted model: `estimators` (preprocessing + the configured scikit-learn estimator)."""

@@ -1,0 +1,4 @@
+"""What every stage runs on: `runner` (the `--dvc` / Hydra entry point and the params view),
+`outputs` (atomic outputs and deterministic JSON), `paths` (where each stage writes), `logs`
+(one logging setup, PII-scrubbed), `hashing` (file and tree sha256) and `errors` (the errors
+a user can act on, exit 2)."""
