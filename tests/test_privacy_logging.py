@@ -176,7 +176,7 @@ def test_python_warnings_go_through_the_scrubber():
     import subprocess
     import sys
 
-    code = ("import warnings; from pipeline import logs; logs.setup(); "
+    code = ("import warnings; from pipeline.runtime import logs; logs.setup(); "
             "warnings.warn('could not reach 10.1.2.3 for jane.doe@example.com')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
