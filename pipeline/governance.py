@@ -53,17 +53,10 @@ def _read_json(ctx: Context, rel: str, producer: str) -> dict:
         raise DataError(f"{path}: corrupt JSON ({e}); no verdict written") from None
 
 
-def _text_findings(scrubber, name: str, text: str) -> list[dict]:
-    """Findings in generated text, as (file, entity, line, column) — never the value."""
-    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-    import bisect
-
-    out = []
-    for f in scrubber.scan(text):
-        line = bisect.bisect_right(starts, f.start)
-        out.append({"path": name, "entity": f.entity, "line": line,
-                    "column": f.start - starts[line - 1] + 1})
-    return out
+def _rows(path: str, findings) -> list[dict]:
+    """Findings as (file, entity, line, column) — never the value."""
+    return [{"path": path, "entity": f.entity, "line": f.line, "column": f.column}
+            for f in findings]
 
 
 def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
@@ -75,12 +68,11 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
         if not path.exists():
             raise DataError(f"{path}: missing; it would be uploaded, so it must be scanned")
         found = scrubber.scan_file(path)
-        details += [{"path": rel, "entity": f.entity, "line": f.line, "column": f.column}
-                    for f in found]
+        details += _rows(rel, found)
         if getattr(found, "skipped", False):
             skipped[rel] = found.skipped_reason
     for name, text in generated.items():
-        details += _text_findings(scrubber, name, text)
+        details += _rows(name, scrubber.scan_text(text, name))
     details.sort(key=lambda d: (d["path"], d["line"], d["column"], d["entity"]))
     return {"files_scanned": len(UPLOADED_REPORTS) + len(generated),
             "entities": scrubber.entities, "findings": len(details), "details": details,
