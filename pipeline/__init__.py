@@ -52,6 +52,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       names.py        built-in metric names (no heavy imports: config needs them)
       groups.py       per-group stats, exclusion, intersections
       disparity.py    between-group metrics
+      impact.py       impact ratios (the one formula: fairness report and model card audit)
       catalog.py      metrics by name, `_target_` plug-ins
       bootstrap.py    percentile-bootstrap intervals
       report.py       the fairness report

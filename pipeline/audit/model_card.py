@@ -13,6 +13,7 @@ from typing import Any
 from pipeline.audit.charts import selection_rate_svg
 from pipeline.audit.document import Figure, Section, Table, to_html, to_markdown
 from pipeline.audit.gates import outcome
+from pipeline.fairness.impact import impact_ratios
 
 
 def _fmt_ci(ci: dict | None) -> str:
@@ -22,17 +23,18 @@ def _fmt_ci(ci: dict | None) -> str:
 
 
 def audit_rows(groups: list[dict], min_share: float) -> list[dict]:
-    """LL 144 impact ratios over the categories with at least `min_share` of the split."""
-    included = [g for g in groups if g["share"] >= min_share and g["selection_rate"] is not None]
-    top = max((g["selection_rate"] for g in included), default=None)
+    """The bias audit's rows: LL 144 impact ratios over the categories with at least
+    `min_share` of the split (`governance.model_card.audit_min_share`, not the metrics' own
+    exclusion rule); the formula is `fairness.impact.impact_ratios`."""
+    counted = {g["group"] for g in groups if g["share"] >= min_share}
+    ratios = impact_ratios({g["group"]: g["selection_rate"] for g in groups}, counted)
     rows = []
     for g in groups:
-        keep = g in included
-        ratio = (g["selection_rate"] / top) if keep and top else None
+        keep = g["group"] in counted and g["selection_rate"] is not None
         reason = "" if keep else (
             "no rows" if g["count"] == 0 else f"share {g['share']:.2%} < {min_share:.0%}")
         rows.append({"group": g["group"], "count": g["count"], "share": g["share"],
-                     "selection_rate": g["selection_rate"], "impact_ratio": ratio,
+                     "selection_rate": g["selection_rate"], "impact_ratio": ratios[g["group"]],
                      "status": "included" if keep else "EXCLUDED", "reason": reason})
     return rows
 

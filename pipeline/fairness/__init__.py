@@ -6,7 +6,8 @@ Modules, in the order data flows through them:
                  exclusion (min_count / min_share), intersectional groups (`intersection`).
 * `disparity`  — between-group metrics from those stats: statistical parity difference,
                  disparate impact ratio, equal opportunity difference, equalized odds difference,
-                 reference/lowest group and per-group impact ratios. Differences are max - min,
+                 reference/lowest group and the report's per-group impact ratios (the formula is
+                 `impact`, shared with the model card's audit). Differences are max - min,
                  ratios min / max; None means undefined and must fail closed.
 * `registry`   — the built-in metrics by name and `resolve_metric` for plug-ins via `_target_`.
 * `bootstrap`  — percentile-bootstrap intervals (vectorised with np.bincount).
@@ -28,7 +29,8 @@ _EXPORTS = {
     "disparate_impact_ratio": "pipeline.fairness.disparity",
     "equal_opportunity_difference": "pipeline.fairness.disparity",
     "equalized_odds_difference": "pipeline.fairness.disparity",
-    "impact_ratios": "pipeline.fairness.disparity",
+    "impact_ratios": "pipeline.fairness.impact",
+    "metric_impact_ratios": "pipeline.fairness.disparity",
     "lowest_group": "pipeline.fairness.disparity",
     "reference_group": "pipeline.fairness.disparity",
     "statistical_parity_difference": "pipeline.fairness.disparity",
@@ -68,6 +70,7 @@ __all__ = [
     "impact_ratios",
     "intersection",
     "lowest_group",
+    "metric_impact_ratios",
     "reference_group",
     "resolve_metric",
     "resolve_metrics",
