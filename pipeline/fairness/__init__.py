@@ -17,10 +17,8 @@ The positive (favourable) label is always 1: callers encode labels first; any va
 0/1 raises ValueError.
 """
 
-# Lazy re-exports (PEP 562): config validation imports this package in every stage, and the
-# heavy submodules (pandas, fairlearn) should load only when a name from them is used.
-import importlib
-from typing import Any
+# Lazy re-exports: config validation imports this package in every stage (see runtime.lazy).
+from pipeline.runtime.lazy import lazy_exports
 
 _EXPORTS = {
     "BootstrapResult": "pipeline.fairness.bootstrap",
@@ -47,32 +45,5 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "DISPARITY_METRICS",
-    "BootstrapResult",
-    "GroupStats",
-    "Interval",
-    "MetricSpecError",
-    "bootstrap_intervals",
-    "disparate_impact_ratio",
-    "encode_groups",
-    "equal_opportunity_difference",
-    "equalized_odds_difference",
-    "evaluate_metric",
-    "fairness_report",
-    "group_stats",
-    "impact_ratios",
-    "intersection",
-    "lowest_group",
-    "metric_impact_ratios",
-    "reference_group",
-    "resolve_metric",
-    "resolve_metrics",
-    "statistical_parity_difference",
-]
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
