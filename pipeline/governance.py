@@ -86,11 +86,13 @@ def run(ctx: Context) -> None:
 
     p = ctx.params
     gov_cfg = p.governance
+    model_path = ctx.require(MODEL, "train", " (no verdict written)")  # the first input
     performance = _read_json(ctx, PERFORMANCE, "metrics")
     fairness = _read_json(ctx, FAIRNESS_REPORT, "metrics")
     results, split_fair = _judge(gov_cfg, fairness, performance)
     sections = lineage.judged_sections(p)
     scrubber = Scrubber.from_config(p.privacy)
+    identity = _identity(ctx, fairness, model_path)
     # Every file the register stage uploads, as judged and scanned here: register refuses a
     # file whose bytes changed since (an edited metric, a planted string).
     judged = {rel: file_sha256(ctx.input(rel)) for rel in UPLOADED_REPORTS}
@@ -99,7 +101,7 @@ def run(ctx: Context) -> None:
         "hard_blocks": [g.id for g in results if g.hard and not g.passed],
         "warnings": [g.reason for g in results if g.advisory and not g.passed],
         "split": gov_cfg.split, "use_confidence_bound": gov_cfg.use_confidence_bound,
-        "identity": _identity(ctx, fairness), "judged_sha256": judged,
+        "identity": identity, "judged_sha256": judged,
         "config": scrubber.scrub_obj(sections),  # what params_hash covers, for register
         "gates": [g.as_dict() for g in results],
     }
@@ -142,7 +144,7 @@ def _judge(gov_cfg, fairness: dict, performance: dict):
                         "(no verdict written)") from None
 
 
-def _identity(ctx: Context, fairness: dict) -> dict:
+def _identity(ctx: Context, fairness: dict, model_path: Path) -> dict:
     # No git commit here: this report is a DVC output, and a commit id would make it (and
     # dvc.lock) differ in every clone and after every commit. The commit is recorded where it
     # is true, on the registry version (register's `git_commit` tag).
@@ -152,7 +154,7 @@ def _identity(ctx: Context, fairness: dict) -> dict:
         "dataset": spec.name,
         "data_hash": lineage.data_hash(Path.cwd(), spec.source.dir, spec.source.files),
         "params_hash": lineage.params_hash(lineage.judged_sections(ctx.params)),
-        "model_sha256": file_sha256(ctx.require(MODEL, "train", " (no verdict written)")),
+        "model_sha256": file_sha256(model_path),
     }
 
 
