@@ -28,6 +28,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       logs.py         one logging setup, every record PII-scrubbed
       errors.py       errors a user can act on (exit 2, no traceback)
       hashing.py      sha256 of a file or a tree (the one implementation)
+      targets.py      `_target_` -> object via hydra.utils.instantiate, errors as ConfigError
+      lazy.py         lazy package re-exports (fairness, privacy)
     config/           pydantic models for every section of the composed config
       load.py         raw mapping -> validated Config, errors naming the key path
       base.py         shared strictness (unknown keys are errors)
@@ -52,6 +54,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       names.py        built-in metric names (no heavy imports: config needs them)
       groups.py       per-group stats, exclusion, intersections
       disparity.py    between-group metrics
+      impact.py       impact ratios (the one formula: fairness report and model card audit)
       catalog.py      metrics by name, `_target_` plug-ins
       bootstrap.py    percentile-bootstrap intervals
       report.py       the fairness report

@@ -53,17 +53,10 @@ def _read_json(ctx: Context, rel: str, producer: str) -> dict:
         raise DataError(f"{path}: corrupt JSON ({e}); no verdict written") from None
 
 
-def _text_findings(scrubber, name: str, text: str) -> list[dict]:
-    """Findings in generated text, as (file, entity, line, column) — never the value."""
-    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-    import bisect
-
-    out = []
-    for f in scrubber.scan(text):
-        line = bisect.bisect_right(starts, f.start)
-        out.append({"path": name, "entity": f.entity, "line": line,
-                    "column": f.start - starts[line - 1] + 1})
-    return out
+def _rows(path: str, findings) -> list[dict]:
+    """Findings as (file, entity, line, column) — never the value."""
+    return [{"path": path, "entity": f.entity, "line": f.line, "column": f.column}
+            for f in findings]
 
 
 def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
@@ -75,12 +68,11 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
         if not path.exists():
             raise DataError(f"{path}: missing; it would be uploaded, so it must be scanned")
         found = scrubber.scan_file(path)
-        details += [{"path": rel, "entity": f.entity, "line": f.line, "column": f.column}
-                    for f in found]
+        details += _rows(rel, found)
         if getattr(found, "skipped", False):
             skipped[rel] = found.skipped_reason
     for name, text in generated.items():
-        details += _text_findings(scrubber, name, text)
+        details += _rows(name, scrubber.scan_text(text, name))
     details.sort(key=lambda d: (d["path"], d["line"], d["column"], d["entity"]))
     return {"files_scanned": len(UPLOADED_REPORTS) + len(generated),
             "entities": scrubber.entities, "findings": len(details), "details": details,
@@ -90,74 +82,90 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
 def run(ctx: Context) -> None:
     from pipeline.audit import gates, model_card
     from pipeline.privacy import Scrubber
-    from pipeline.runtime.errors import DataError
     from pipeline.runtime.outputs import dumps
 
     p = ctx.params
-    spec, gov_cfg = p.data, p.governance
-    root = Path.cwd()
-    model_path = ctx.require(MODEL, "train", " (no verdict written)")
+    gov_cfg = p.governance
+    model_path = ctx.require(MODEL, "train", " (no verdict written)")  # the first input
     performance = _read_json(ctx, PERFORMANCE, "metrics")
     fairness = _read_json(ctx, FAIRNESS_REPORT, "metrics")
-    try:
-        split_fair = fairness["splits"][gov_cfg.split]
-        results = gates.judge(gov_cfg, fairness, performance)
-    except (KeyError, TypeError) as e:
-        raise DataError(f"metrics files lack expected entry {e}; rerun the metrics stage "
-                        "(no verdict written)") from None
-
+    results, split_fair = _judge(gov_cfg, fairness, performance)
     sections = lineage.judged_sections(p)
-    # No git commit here: this report is a DVC output, and a commit id would make it (and
-    # dvc.lock) differ in every clone and after every commit. The commit is recorded where it
-    # is true, on the registry version (register's `git_commit` tag).
-    identity = {
-        "model": fairness.get("model"), "mitigation": fairness.get("mitigation"),
-        "dataset": spec.name,
-        "data_hash": lineage.data_hash(root, spec.source.dir, spec.source.files),
-        "params_hash": lineage.params_hash(sections),
-        "model_sha256": file_sha256(model_path),
-    }
+    scrubber = Scrubber.from_config(p.privacy)
+    identity = _identity(ctx, fairness, model_path)
     # Every file the register stage uploads, as judged and scanned here: register refuses a
     # file whose bytes changed since (an edited metric, a planted string).
     judged = {rel: file_sha256(ctx.input(rel)) for rel in UPLOADED_REPORTS}
-    scrubber = Scrubber.from_config(p.privacy)
-
-    def report(verdict, reasons, scan):
-        return {
-            "schema_version": SCHEMA_VERSION, "verdict": verdict, "reasons": reasons,
-            "enforcement": gov_cfg.enforcement,
-            "hard_blocks": [g.id for g in results if g.hard and not g.passed],
-            "warnings": [g.reason for g in results if g.advisory and not g.passed],
-            "split": gov_cfg.split, "use_confidence_bound": gov_cfg.use_confidence_bound,
-            "identity": identity, "judged_sha256": judged,
-            "config": scrubber.scrub_obj(sections),  # what params_hash covers, for register
-            "gates": [g.as_dict() for g in results], "privacy_scan": scan,
-        }
-
+    base = {
+        "schema_version": SCHEMA_VERSION, "enforcement": gov_cfg.enforcement,
+        "hard_blocks": [g.id for g in results if g.hard and not g.passed],
+        "warnings": [g.reason for g in results if g.advisory and not g.passed],
+        "split": gov_cfg.split, "use_confidence_bound": gov_cfg.use_confidence_bound,
+        "identity": identity, "judged_sha256": judged,
+        "config": scrubber.scrub_obj(sections),  # what params_hash covers, for register
+        "gates": [g.as_dict() for g in results],
+    }
     card_ctx = {
-        "spec": spec, "card": gov_cfg.model_card, "threshold": p.metrics.threshold,
+        "spec": p.data, "card": gov_cfg.model_card, "threshold": p.metrics.threshold,
         "ingest": _read_json(ctx, INGEST_REPORT, "ingest"),
         "split": _read_json(ctx, SPLIT_REPORT, "split"),
         "train": _read_json(ctx, TRAIN_REPORT, "train"), "performance": performance,
         "performance_ci": fairness["performance_ci"], "fairness": split_fair,
         "split_name": gov_cfg.split,
     }
-    # Scan what will be uploaded, including this stage's own documents (rendered once with a
-    # provisional verdict so their text is scanned before anything is written).
-    verdict, reasons = gates.verdict(results, 0)
-    draft = report(verdict, reasons, {"files_scanned": 0, "entities": scrubber.entities,
-                                      "findings": 0, "details": [], "skipped": {}})
-    md, html = model_card.build({**card_ctx, "governance": draft})
+
+    # The documents are scanned before anything is written, and they also show the scan's
+    # outcome. So: render them with the verdict before the scan (no findings), scan that text,
+    # then render them once more with the final verdict. The two renders differ only in the
+    # verdict, reasons and scan summary: fixed words, gate ids, entity names and counts, which
+    # carry no data, so the scanned text stands for the written one (and register scans the
+    # written files again before uploading them).
+    def documents(findings: int, scan: dict) -> tuple[dict, str, str]:
+        verdict, reasons = gates.verdict(results, findings)
+        report = {**base, "verdict": verdict, "reasons": reasons, "privacy_scan": scan}
+        return (report, *model_card.build({**card_ctx, "governance": report}))
+
+    draft, md, html = documents(0, {"files_scanned": 0, "entities": scrubber.entities,
+                                    "findings": 0, "details": [], "skipped": {}})
     scan = _scan(ctx, scrubber, {GOVERNANCE_REPORT: dumps(draft), MODEL_CARD_MD: md,
                                  MODEL_CARD_HTML: html, "params": dumps(sections)})
-    verdict, reasons = gates.verdict(results, scan["findings"])
-    final = report(verdict, reasons, scan)
-    md, html = model_card.build({**card_ctx, "governance": final})
+    final, md, html = documents(scan["findings"], scan)
+    _write(ctx, final, md, html, results)
+
+
+def _judge(gov_cfg, fairness: dict, performance: dict):
+    from pipeline.audit import gates
+    from pipeline.runtime.errors import DataError
+
+    try:
+        return gates.judge(gov_cfg, fairness, performance), fairness["splits"][gov_cfg.split]
+    except (KeyError, TypeError) as e:
+        raise DataError(f"metrics files lack expected entry {e}; rerun the metrics stage "
+                        "(no verdict written)") from None
+
+
+def _identity(ctx: Context, fairness: dict, model_path: Path) -> dict:
+    # No git commit here: this report is a DVC output, and a commit id would make it (and
+    # dvc.lock) differ in every clone and after every commit. The commit is recorded where it
+    # is true, on the registry version (register's `git_commit` tag).
+    spec = ctx.params.data
+    return {
+        "model": fairness.get("model"), "mitigation": fairness.get("mitigation"),
+        "dataset": spec.name,
+        "data_hash": lineage.data_hash(Path.cwd(), spec.source.dir, spec.source.files),
+        "params_hash": lineage.params_hash(lineage.judged_sections(ctx.params)),
+        "model_sha256": file_sha256(model_path),
+    }
+
+
+def _write(ctx: Context, final: dict, md: str, html: str, results) -> None:
+    judged = final["judged_sha256"]
     for rel, text in ((MODEL_CARD_MD, md), (MODEL_CARD_HTML, html)):
         path = ctx.outputs.path(rel)
         path.write_text(text, encoding="utf-8")
         judged[rel] = file_sha256(path)  # the card renders no hash of itself
     ctx.outputs.write_json(GOVERNANCE_REPORT, final)
+    verdict, scan = final["verdict"], final["privacy_scan"]
     headline = {g.id.replace("fairness:", "").replace("performance:", ""): g.value
                 for g in results}
     ctx.outputs.write_json(GOVERNANCE_METRICS, {
@@ -170,7 +178,7 @@ def run(ctx: Context) -> None:
         log.info("VALIDATED (%d gates, %d advisory warnings)", len(results),
                  len(final["warnings"]))
     else:
-        log.warning("REJECTED: %s", "; ".join(reasons))
+        log.warning("REJECTED: %s", "; ".join(final["reasons"]))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from pipeline.runtime.errors import ConfigError
@@ -30,15 +29,14 @@ def run(ctx: Context) -> None:
 
     spec = ctx.params.data
     policies = _pii_policies(spec)
-    from pipeline.privacy.columns import SALT_ENV_VAR as SALT_ENV
-
     hashed = [c for c, p in policies.items() if p == "hash"]
-    if hashed and not os.environ.get(SALT_ENV):  # before any work
-        raise ConfigError(
-            f"data.columns.{hashed[0]}.pii: policy 'hash' needs a secret salt in the environment "
-            f"variable {SALT_ENV} (never in config or the repo); e.g. export {SALT_ENV}=$(python "
-            "-c 'import secrets; print(secrets.token_hex(32))')"
-        )
+    if hashed:  # before any work
+        from pipeline.privacy.columns import PIISaltMissing, require_salt
+
+        try:
+            require_salt(hashed[0])
+        except PIISaltMissing as exc:
+            raise ConfigError(f"data.columns.{hashed[0]}.pii: {exc}") from None
 
     raw, files = rawdata.read(spec, Path.cwd())  # raw data always comes from the repo
     log.info("read %d rows from %d file(s) of dataset '%s'", len(raw), len(files), spec.name)

@@ -10,7 +10,6 @@ two methods, named by `_target_` in config; callers never change.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,28 +59,14 @@ class LocalFileSource:
                            metadata={"model_sha256": digest})
 
 
-def import_target(target: str) -> Any:
-    module, _, attr = target.rpartition(".")
-    if not module:
-        raise ConfigError(f"_target_: '{target}' is not a dotted path like 'package.module.Class'")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"_target_: cannot import '{target}' ({e})") from None
-
-
 def build_source(cfg: Mapping[str, Any]) -> ModelSource:
     """Instantiate `cfg["_target_"]` with the other keys as keyword arguments."""
-    kwargs = dict(cfg)
-    target = kwargs.pop("_target_", None)
-    if not target:
-        raise ConfigError("model source: `_target_` is required (a class path)")
-    try:
-        source = import_target(target)(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"model source {target}: bad arguments ({e})") from None
+    from pipeline.runtime.targets import instantiate_target
+
+    source = instantiate_target(cfg, "model source")
     if not isinstance(source, ModelSource):
-        raise ConfigError(f"model source {target}: needs `resolve()` and `load()` methods")
+        raise ConfigError(f"model source {cfg['_target_']}: needs `resolve()` and `load()` "
+                          "methods")
     return source
 
 

@@ -334,16 +334,9 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
 
 
 def run(ctx: Context) -> None:
-    from pipeline.tracking.client import (
-        ARTIFACT_SHA_TAG,
-        Registry,
-        redact,
-        store_lock,
-        validate_names,
-    )
+    from pipeline.tracking.client import Registry, store_lock, validate_names
 
-    p = ctx.params
-    cfg = p.registry
+    cfg = ctx.params.registry
     validate_names(cfg.model_name, cfg.champion_alias, cfg.challenger_alias)
     model_path = ctx.input(MODEL)
     if not model_path.exists():
@@ -353,6 +346,22 @@ def run(ctx: Context) -> None:
     check_judged(ctx, gov, model_sha)
     scan_uploads(ctx)
     decision = decide(ctx, gov)
+    _check_clean(cfg)
+    tags, judgement = _tags(ctx, gov, decision, model_sha)
+
+    with store_lock(cfg.tracking_uri):
+        reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
+                       timeout=cfg.timeout_seconds)
+        reg.ping()  # fail fast: nothing is written to an unreachable registry
+        version, reused = _version_of(reg, ctx, gov, model_path, model_sha, tags, judgement)
+        _fault("register")
+        _complete_tags(reg, cfg.model_name, version, tags, judgement, decision.promote)
+        alias = _move_aliases(reg, cfg, version, decision.promote)
+        aliases = reg.versions_by_alias(cfg.model_name)
+    _write_outputs(ctx, decision, version, model_sha, alias, reused, aliases)
+
+
+def _check_clean(cfg) -> None:
     state = lineage.git_state(Path.cwd())
     if state["git_dirty"] and not cfg.allow_dirty:
         raise Refused(
@@ -361,38 +370,53 @@ def run(ctx: Context) -> None:
             "commit them first, so the registered model can be traced to its code, or set "
             "registry.allow_dirty=true (the version is then tagged git_dirty=true)"
         )
-    tags, judgement = _tags(ctx, gov, decision, model_sha)
 
-    with store_lock(cfg.tracking_uri):
-        reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
-                       timeout=cfg.timeout_seconds)
-        reg.ping()  # fail fast: nothing is written to an unreachable registry
-        version = reg.version_by_sha(cfg.model_name, model_sha)
-        reused = version is not None
-        if version is None:
-            run_id = _logged_run(reg, ctx, gov, model_path, model_sha, tags)
-            _fault("log")
-            source, model_id = reg.logged_model(run_id)
-            tags = {**tags, "promoted": "false"}
-            _ensure_model(reg, cfg.model_name)
-            version = reg.create_version_once(cfg.model_name, model_sha, source, run_id,
-                                              {**tags, **judgement}, model_id)
-        _fault("register")
-        if ARTIFACT_SHA_TAG not in version.tags:
-            # Hashed as the server will download it, after registering: MLflow writes a file
-            # (registered_model_meta) into the model's artefacts when a version is created.
-            tags[ARTIFACT_SHA_TAG] = reg.artifact_digest(
-                f"models:/{cfg.model_name}/{version.version}")
-        _set_tags(reg, cfg.model_name, version, tags,
-                  {**judgement, **({"promoted": "true"} if decision.promote else {})})
-        alias = cfg.champion_alias if decision.promote else cfg.challenger_alias
-        reg.call("set the alias", reg.client.set_registered_model_alias, cfg.model_name,
-                 alias, version.version)
-        if decision.promote and \
-                reg.alias_version(cfg.model_name, cfg.challenger_alias) == str(version.version):
-            reg.call("clear the challenger alias", reg.client.delete_registered_model_alias,
-                     cfg.model_name, cfg.challenger_alias)
-        aliases = reg.versions_by_alias(cfg.model_name)
+
+def _version_of(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str, tags: dict,
+                judgement: dict) -> tuple[Any, bool]:
+    """(the registered version of this model, whether it existed already): one version per
+    model sha256; a new one is logged, then registered unpromoted."""
+    cfg = ctx.params.registry
+    version = reg.version_by_sha(cfg.model_name, model_sha)
+    if version is not None:
+        return version, True
+    run_id = _logged_run(reg, ctx, gov, model_path, model_sha, tags)
+    _fault("log")
+    source, model_id = reg.logged_model(run_id)
+    tags["promoted"] = "false"
+    _ensure_model(reg, cfg.model_name)
+    return reg.create_version_once(cfg.model_name, model_sha, source, run_id,
+                                   {**tags, **judgement}, model_id), False
+
+
+def _complete_tags(reg, name: str, version, tags: dict, judgement: dict,
+                   promote: bool) -> None:
+    from pipeline.tracking.client import ARTIFACT_SHA_TAG
+
+    if ARTIFACT_SHA_TAG not in version.tags:
+        # Hashed as the server will download it, after registering: MLflow writes a file
+        # (registered_model_meta) into the model's artefacts when a version is created.
+        tags[ARTIFACT_SHA_TAG] = reg.artifact_digest(f"models:/{name}/{version.version}")
+    _set_tags(reg, name, version, tags, {**judgement, **({"promoted": "true"} if promote else {})})
+
+
+def _move_aliases(reg, cfg, version, promote: bool) -> str:
+    """Champion (clearing a challenger alias on the same version) or challenger."""
+    alias = cfg.champion_alias if promote else cfg.challenger_alias
+    reg.call("set the alias", reg.client.set_registered_model_alias, cfg.model_name,
+             alias, version.version)
+    if promote and \
+            reg.alias_version(cfg.model_name, cfg.challenger_alias) == str(version.version):
+        reg.call("clear the challenger alias", reg.client.delete_registered_model_alias,
+                 cfg.model_name, cfg.challenger_alias)
+    return alias
+
+
+def _write_outputs(ctx: Context, decision: Decision, version, model_sha: str, alias: str,
+                   reused: bool, aliases: dict) -> None:
+    from pipeline.tracking.client import redact
+
+    cfg = ctx.params.registry
     ctx.outputs.write_json(PROMOTION, {
         "verdict": decision.verdict, "eligible": int(decision.verdict == "VALIDATED"
                                                      and not decision.overrides),

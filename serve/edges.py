@@ -29,9 +29,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from serve import metrics
-
-PROBE_PATHS = frozenset({"/livez", "/readyz", "/health", "/ping", "/v2/health/live",
-                         "/v2/health/ready"})
+from serve.routes import PROBE_PATHS
 
 
 class _Refused(Exception):

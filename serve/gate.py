@@ -26,12 +26,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from serve import metrics
+from serve.routes import OPEN_PATHS
 
 access_log = logging.getLogger("serve.access")
 
-# Reachable without the key: liveness/readiness probes, Prometheus, and the API description.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/health", "/ping", "/v2/health/live",
-                        "/v2/health/ready", "/metrics", "/openapi.json", "/docs"})
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 # W3C Trace Context, version 00: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>

@@ -41,6 +41,7 @@ from pipeline.runtime.errors import ConfigError, PipelineError
 from serve import edges, http, logsetup, metrics, protocols, supervise
 from serve.api import GovernedAPI
 from serve.gate import Gate
+from serve.routes import FIXED_PATHS
 from serve.schema import RequestSchema
 from serve.state import SharedState
 from serve.transport import PipeTransport
@@ -124,9 +125,7 @@ class GovernedServer(ls.LitServer):
             Gate, api_key=self.api_key, header=self.spec.auth.header,
             max_payload_bytes=limits.max_payload_bytes, access=self.spec.access_log,
             read_timeout=limits.read_timeout,
-            routes=frozenset({API_PATH, "/livez", "/readyz", "/health", "/metrics", "/info",
-                              "/openapi.json", "/docs", "/invocations", "/ping", "/v2",
-                              "/v2/health/live", "/v2/health/ready"}))
+            routes=FIXED_PATHS | {API_PATH})
 
     def _predict_route(self) -> None:
         info = self.state.model_info()

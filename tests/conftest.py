@@ -22,8 +22,53 @@ PROCESS_FIXTURES = {"built", "repo", "pulled_data", "serve_models"}
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or _starts_processes(item):
             item.add_marker(pytest.mark.slow)
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    """Whether the test, a fixture it uses or a test-module function they call reaches `run`,
+    `stage` or `subprocess`: found from the code, so a new test cannot forget its marker."""
+    func = getattr(item, "function", None)
+    if func is None:
+        return False
+    infos = getattr(item, "_fixtureinfo", None)
+    fixture_funcs = [d.func for defs in (infos.name2fixturedefs.values() if infos else ())
+                     for d in defs if _in_tests(d.func)]
+    seen: set[int] = set()
+    todo = [func, *fixture_funcs]
+    while todo:
+        f = todo.pop()
+        if id(f.__code__) in seen:
+            continue
+        seen.add(id(f.__code__))
+        for name in _names(f.__code__):
+            if name == "subprocess":
+                return True
+            target = f.__globals__.get(name)
+            target = getattr(target, "__wrapped__", target)
+            if not _in_tests(target):
+                continue
+            # By file and name, not identity: pytest imports this file as `conftest` and the
+            # tests import it as `tests.conftest`, two module objects.
+            if target.__code__.co_filename == __file__ and target.__name__ in ("run", "stage"):
+                return True
+            todo.append(target)
+    return False
+
+
+def _in_tests(obj: object) -> bool:
+    code = getattr(obj, "__code__", None)
+    return code is not None and Path(code.co_filename).parent == ROOT / "tests"
+
+
+def _names(code) -> set[str]:
+    """Global names a code object and the functions nested in it refer to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names(const)
+    return names
 VENV_BIN = Path(sys.executable).parent
 
 # What a clone holds, minus what the pipeline makes; used to copy the repo into a temp dir.

@@ -10,6 +10,8 @@ from pipeline.fairness.bootstrap import (
     GROUP_RATES,
     Interval,
     bootstrap_intervals,
+    percentile_interval,
+    replicate_indices,
     stats_from_confusion,
 )
 from pipeline.fairness.catalog import DISPARITY_METRICS, evaluate_metric
@@ -159,3 +161,22 @@ def test_15000_rows_10_groups_give_every_replicate():
         y_true, y_pred, groups, n_boot=200, seed=0, full_sample_stats=stats, **BOOT
     )
     assert all(ci.n_valid == 200 for ci in result.metrics.values())
+
+
+def test_performance_and_fairness_intervals_share_one_replicate_stream():
+    """Same split, same seed: the performance CIs and the fairness CIs are computed on the
+    same resampled rows, so they can be read side by side."""
+    from pipeline.evaluation.performance import bootstrap_performance
+    from pipeline.runtime.outputs import rounded
+
+    rng = np.random.default_rng(0)
+    n, n_boot, seed = 400, 50, 7
+    y, score = rng.integers(0, 2, n), rng.random(n)
+    pred = (score >= 0.5).astype(np.int64)
+    fair = bootstrap_intervals(y, pred, pd.Series(["all"] * n), n_boot=n_boot, seed=seed,
+                               min_count=1, min_share=0.0)
+    perf = bootstrap_performance(y, score, 0.5, n_boot=n_boot, seed=seed, alpha=0.05)
+    sel = np.array([pred[i].mean() for i in replicate_indices(n, n_boot, seed)])
+    acc = np.array([np.mean(y[i] == pred[i]) for i in replicate_indices(n, n_boot, seed)])
+    assert fair.groups["all"]["selection_rate"] == percentile_interval(sel, n_boot, 0.05)
+    assert perf["acc"]["low"] == rounded(percentile_interval(acc, n_boot, 0.05).low)

@@ -70,7 +70,7 @@ def test_two_groups_known_rates_and_metrics():
     assert disparity.equalized_odds_difference(stats) == pytest.approx(0.4)
     assert disparity.reference_group(stats) == "A"
     assert disparity.lowest_group(stats) == "B"
-    assert disparity.impact_ratios(stats) == pytest.approx({"A": 1.0, "B": 1 / 3})
+    assert disparity.metric_impact_ratios(stats) == pytest.approx({"A": 1.0, "B": 1 / 3})
 
 
 def test_tpr_spread_can_dominate_equalized_odds():
@@ -101,7 +101,7 @@ def test_empty_declared_group_is_listed_excluded_and_not_in_metrics():
     assert disparity.statistical_parity_difference(stats) == pytest.approx(0.4)
     assert disparity.disparate_impact_ratio(stats) == pytest.approx(1 / 3)
     assert disparity.equalized_odds_difference(stats) == pytest.approx(0.4)
-    assert disparity.impact_ratios(stats)["Empty"] is None
+    assert disparity.metric_impact_ratios(stats)["Empty"] is None
 
 
 def test_group_without_positives_has_undefined_tpr_not_zero():
@@ -212,7 +212,7 @@ def test_disparate_impact_ratio_undefined_when_nobody_selected():
     stats = group_stats(y_true, y_pred, groups, min_count=1, min_share=0.0)
     assert disparity.statistical_parity_difference(stats) == 0.0
     assert disparity.disparate_impact_ratio(stats) is None
-    assert disparity.impact_ratios(stats) == {"A": None, "B": None}
+    assert disparity.metric_impact_ratios(stats) == {"A": None, "B": None}
 
 
 @pytest.mark.parametrize(

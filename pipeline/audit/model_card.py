@@ -13,6 +13,7 @@ from typing import Any
 from pipeline.audit.charts import selection_rate_svg
 from pipeline.audit.document import Figure, Section, Table, to_html, to_markdown
 from pipeline.audit.gates import outcome
+from pipeline.fairness.impact import impact_ratios
 
 
 def _fmt_ci(ci: dict | None) -> str:
@@ -22,28 +23,35 @@ def _fmt_ci(ci: dict | None) -> str:
 
 
 def audit_rows(groups: list[dict], min_share: float) -> list[dict]:
-    """LL 144 impact ratios over the categories with at least `min_share` of the split."""
-    included = [g for g in groups if g["share"] >= min_share and g["selection_rate"] is not None]
-    top = max((g["selection_rate"] for g in included), default=None)
+    """The bias audit's rows: LL 144 impact ratios over the categories with at least
+    `min_share` of the split (`governance.model_card.audit_min_share`, not the metrics' own
+    exclusion rule); the formula is `fairness.impact.impact_ratios`."""
+    counted = {g["group"] for g in groups if g["share"] >= min_share}
+    ratios = impact_ratios({g["group"]: g["selection_rate"] for g in groups}, counted)
     rows = []
     for g in groups:
-        keep = g in included
-        ratio = (g["selection_rate"] / top) if keep and top else None
+        keep = g["group"] in counted and g["selection_rate"] is not None
         reason = "" if keep else (
             "no rows" if g["count"] == 0 else f"share {g['share']:.2%} < {min_share:.0%}")
         rows.append({"group": g["group"], "count": g["count"], "share": g["share"],
-                     "selection_rate": g["selection_rate"], "impact_ratio": ratio,
+                     "selection_rate": g["selection_rate"], "impact_ratio": ratios[g["group"]],
                      "status": "included" if keep else "EXCLUDED", "reason": reason})
     return rows
 
 
 def build(ctx: dict[str, Any]) -> tuple[str, str]:
     """Markdown and HTML of the card. `ctx` holds the stage's inputs (see governance.py)."""
-    gov, spec, card = ctx["governance"], ctx["spec"], ctx["card"]
-    ident = gov["identity"]
-    sections: list[Section] = []
+    gov, ident = ctx["governance"], ctx["governance"]["identity"]
+    sections = [_identity(ctx), _intended_use(ctx["card"]), _data(ctx), _performance(ctx),
+                _bias_audit(ctx), _gates(gov), _privacy(gov)]
+    title = f"Model card: {ident['model']} on {ident['dataset']} — {gov['verdict']}"
+    return to_markdown(title, sections), to_html(title, sections)
 
-    sections.append(Section("Identity").add(Table(["field", "value"], [
+
+def _identity(ctx: dict[str, Any]) -> Section:
+    gov = ctx["governance"]
+    ident = gov["identity"]
+    section = Section("Identity").add(Table(["field", "value"], [
         ["verdict", gov["verdict"]],
         ["model", f"{ident['model']} (mitigation: {ident['mitigation']})"],
         ["dataset", ident["dataset"]],
@@ -52,15 +60,20 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
         ["params hash (sha256)", ident["params_hash"]],
         ["model sha256", ident["model_sha256"]],
         ["decision threshold", ctx["threshold"]],
-    ])))
+    ]))
     if gov["reasons"]:
-        sections[-1].add("Rejected because:", list(gov["reasons"]))
+        section.add("Rejected because:", list(gov["reasons"]))
+    return section
 
-    sections.append(Section("Intended use and limitations").add(
+
+def _intended_use(card) -> Section:
+    return Section("Intended use and limitations").add(
         card.intended_use, "Out of scope:", list(card.out_of_scope) or ["—"],
-        "Limitations:", list(card.limitations) or ["—"], f"Owners: {card.owners or '—'}"))
+        "Limitations:", list(card.limitations) or ["—"], f"Owners: {card.owners or '—'}")
 
-    ingest, split = ctx["ingest"], ctx["split"]
+
+def _data(ctx: dict[str, Any]) -> Section:
+    spec, ingest, split = ctx["spec"], ctx["ingest"], ctx["split"]
     dropped = ingest["rows_dropped"]
     data = Section("Data").add(
         f"Source: {spec.source.provenance or spec.source.dir} (licence: "
@@ -77,8 +90,10 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
     data.add("Sensitive attributes: " + ", ".join(
         f"{n} (from column '{s.column}'{', derived' if s.map or s.bins else ''})"
         for n, s in spec.sensitive.items()) + ".")
-    sections.append(data)
+    return data
 
+
+def _performance(ctx: dict[str, Any]) -> Section:
     perf_rows = []
     for split_name, p in ctx["performance"].items():
         ci = ctx["performance_ci"].get(split_name, {})
@@ -88,8 +103,7 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
     perf = Section("Performance").add(Table(
         ["split", "n", "accuracy", "95% CI", "balanced acc.", "95% CI", "F1", "ROC AUC",
          "95% CI", "Brier"], perf_rows))
-    test = ctx["fairness"]["breakdowns"]
-    for key, b in test.items():
+    for key, b in ctx["fairness"]["breakdowns"].items():
         if b["kind"] != "attribute":
             continue
         perf.add(Table(
@@ -98,15 +112,18 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
               g["tpr"], _fmt_ci(g["ci"]["tpr"]), g["fpr"], _fmt_ci(g["ci"]["fpr"])]
              for g in b["groups"]],
             caption=f"Per-group performance on the {ctx['split_name']} split: {key}"))
-    sections.append(perf)
+    return perf
 
+
+def _bias_audit(ctx: dict[str, Any]) -> Section:
+    card, gov = ctx["card"], ctx["governance"]
     audit = Section("Bias audit (NYC Local Law 144 style)").add(
         f"Impact ratio = category selection rate ÷ highest selection rate. Categories under "
         f"{card.audit_min_share:.0%} of the {ctx['split_name']} split are reported but excluded "
         "from the impact ratios. Convention for the metrics below: "
         + ctx["fairness"]["convention"] + ".")
     chart_rows = []
-    for key, b in test.items():
+    for key, b in ctx["fairness"]["breakdowns"].items():
         rows = audit_rows(b["groups"], card.audit_min_share)
         audit.add(Table(["category", "count", "share", "selection rate", "impact ratio",
                          "status", "reason"],
@@ -125,15 +142,19 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
     audit.add(Figure(selection_rate_svg(chart_rows, "Selection rate by group", ratio_min),
                      f"Selection rate by group (hatched: excluded from impact ratios; dashed: "
                      f"{rule})."))
-    sections.append(audit)
+    return audit
 
-    sections.append(Section("Governance gates").add(Table(
+
+def _gates(gov: dict) -> Section:
+    return Section("Governance gates").add(Table(
         ["gate", "value", "95% CI", "compared", "rule", "outcome", "enforcement"],
         [[g["id"], g["value"], _fmt_ci(g["ci"]), f"{g['basis']}",
           f"{g['direction']} {g['threshold']:g}",
           outcome(g["passed"], g["advisory"]), g["enforcement"]]
-         for g in gov["gates"]])))
+         for g in gov["gates"]]))
 
+
+def _privacy(gov: dict) -> Section:
     scan = gov["privacy_scan"]
     priv = Section("Privacy scan").add(
         f"Scanned {scan['files_scanned']} file(s) the registry will receive for "
@@ -142,7 +163,4 @@ def build(ctx: dict[str, Any]) -> tuple[str, str]:
         priv.add(Table(["file", "entity", "line", "column"],
                        [[f["path"], f["entity"], f["line"], f["column"]]
                         for f in scan["details"]]))
-    sections.append(priv)
-
-    title = f"Model card: {ident['model']} on {ident['dataset']} — {gov['verdict']}"
-    return to_markdown(title, sections), to_html(title, sections)
+    return priv

@@ -128,9 +128,15 @@ class DatasetSpec(Section):
 
     @model_validator(mode="after")
     def _columns_exist(self) -> DatasetSpec:
-        cols = self.columns
-        names = ", ".join(cols)
-        target = cols.get(self.target.column)
+        names = ", ".join(self.columns)
+        self._check_target(names)
+        self._check_features(names)
+        for name, s in self.sensitive.items():
+            self._check_sensitive(name, s, names)
+        return self
+
+    def _check_target(self, names: str) -> None:
+        target = self.columns.get(self.target.column)
         if target is None:
             raise ValueError(f"target.column: '{self.target.column}' is not a column ({names})")
         if target.type != "category":
@@ -144,6 +150,9 @@ class DatasetSpec(Section):
             raise ValueError(
                 f"columns.{self.target.column}.missing: the target must have missing: error"
             )
+
+    def _check_features(self, names: str) -> None:
+        cols = self.columns
         for f in self.features:
             if f not in cols:
                 raise ValueError(f"features: '{f}' is not a column ({names})")
@@ -151,38 +160,36 @@ class DatasetSpec(Section):
                 raise ValueError(f"features: the target '{f}' cannot be a feature")
             if cols[f].pii is not None:
                 raise ValueError(f"features: '{f}' is a PII column (pii: {cols[f].pii})")
-        for name, s in self.sensitive.items():
-            src = cols.get(s.column)
-            if src is None:
+
+    def _check_sensitive(self, name: str, s: SensitiveSpec, names: str) -> None:
+        cols = self.columns
+        src = cols.get(s.column)
+        if src is None:
+            raise ValueError(f"sensitive.{name}.column: '{s.column}' is not a column ({names})")
+        if src.missing != "error":
+            raise ValueError(
+                f"sensitive.{name}: source column '{s.column}' must have missing: error "
+                "(a sensitive attribute may not be missing)"
+            )
+        if src.pii is not None:
+            raise ValueError(f"sensitive.{name}: source column '{s.column}' is PII")
+        if s.bins is not None and src.type not in ("int", "float"):
+            raise ValueError(f"sensitive.{name}.bins: needs a numeric column")
+        if s.map is not None:
+            unmapped = [c for c in (src.categories or []) if c not in s.map]
+            if src.type != "category" or unmapped:
                 raise ValueError(
-                    f"sensitive.{name}.column: '{s.column}' is not a column ({names})"
+                    f"sensitive.{name}.map: must map every category of '{s.column}'; "
+                    f"missing: {unmapped}"
                 )
-            if src.missing != "error":
-                raise ValueError(
-                    f"sensitive.{name}: source column '{s.column}' must have missing: error "
-                    "(a sensitive attribute may not be missing)"
-                )
-            if src.pii is not None:
-                raise ValueError(f"sensitive.{name}: source column '{s.column}' is PII")
-            if s.bins is not None and src.type not in ("int", "float"):
-                raise ValueError(f"sensitive.{name}.bins: needs a numeric column")
-            if s.map is not None:
-                unmapped = [c for c in (src.categories or []) if c not in s.map]
-                if src.type != "category" or unmapped:
-                    raise ValueError(
-                        f"sensitive.{name}.map: must map every category of "
-                        f"'{s.column}'; "
-                        f"missing: {unmapped}"
-                    )
-            if s.bins is None and s.map is None and src.type != "category":
-                raise ValueError(
-                    f"sensitive.{name}: column '{s.column}' is {src.type}; use `bins` or `map`"
-                )
-            if name in cols and (name != s.column or s.map is not None or s.bins is not None):
-                raise ValueError(
-                    f"sensitive.{name}: the name clashes with column '{name}'; pick another name"
-                )
-        return self
+        if s.bins is None and s.map is None and src.type != "category":
+            raise ValueError(
+                f"sensitive.{name}: column '{s.column}' is {src.type}; use `bins` or `map`"
+            )
+        if name in cols and (name != s.column or s.map is not None or s.bins is not None):
+            raise ValueError(
+                f"sensitive.{name}: the name clashes with column '{name}'; pick another name"
+            )
 
     @property
     def model_features(self) -> list[str]:

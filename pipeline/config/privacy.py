@@ -22,8 +22,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.privacy.detectors import BUILTIN_DETECTORS, CustomRegexDetector, Detector
+from pipeline.runtime.errors import ConfigError
 
-__all__ = ["CustomRule", "PrivacyConfig", "build_detectors", "instantiate_plugin"]
+__all__ = ["CustomRule", "PluginError", "PrivacyConfig", "build_detectors", "instantiate_plugin"]
 
 _RULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -107,16 +108,16 @@ def _to_config(cfg: Any) -> PrivacyConfig:
     return PrivacyConfig.model_validate(dict(cfg))
 
 
+class PluginError(ConfigError, ValueError):
+    """A PII plug-in cannot be built (bad ``_target_`` or arguments)."""
+
+
 def instantiate_plugin(entry: Mapping[str, Any]) -> Detector:
     """Import and build one plug-in detector from ``{_target_: dotted.path, **kwargs}``."""
-    from hydra.utils import instantiate
+    from pipeline.runtime.targets import instantiate_target
 
     target = entry.get("_target_")
-    try:
-        # _convert_="all": the plug-in receives plain lists/dicts, not OmegaConf nodes.
-        obj = instantiate(dict(entry), _convert_="all")
-    except Exception as exc:
-        raise ValueError(f"PII plug-in {target!r} could not be instantiated: {exc}") from exc
+    obj = instantiate_target(entry, "PII plug-in", error=PluginError)
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name or not callable(getattr(obj, "finditer", None)):
         raise TypeError(

@@ -43,31 +43,27 @@ def performance(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
 
 def bootstrap_performance(y: np.ndarray, score: np.ndarray, threshold: float, *, n_boot: int,
                           seed: int, alpha: float) -> dict:
-    """Percentile bootstrap intervals for acc, bal_acc, f1 and roc_auc (rows resampled)."""
+    """Percentile bootstrap intervals for acc, bal_acc, f1 and roc_auc, over the same
+    replicates as the split's fairness intervals (`fairness.bootstrap`)."""
     from sklearn import metrics as m
 
+    from pipeline.fairness.bootstrap import percentile_interval, replicate_indices
+
     names = ("acc", "bal_acc", "f1", "roc_auc")
-    if n_boot == 0:
-        return {k: {"low": None, "high": None} for k in names}
-    rng = np.random.default_rng(seed)
     pred = (score >= threshold).astype(np.int64)
-    draws: dict[str, list[float]] = {k: [] for k in names}
     n = len(y)
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
+    draws = np.full((n_boot, len(names)), np.nan)  # NaN: undefined in that replicate
+    for b, idx in enumerate(replicate_indices(n, n_boot, seed)):
         yy, pp, ss = y[idx], pred[idx], score[idx]
-        draws["acc"].append(float(np.mean(yy == pp)))
+        draws[b, 0] = np.mean(yy == pp)
         if 0 < yy.sum() < n:
-            draws["bal_acc"].append(m.balanced_accuracy_score(yy, pp))
-            draws["roc_auc"].append(m.roc_auc_score(yy, ss))
-        draws["f1"].append(m.f1_score(yy, pp, zero_division=0.0))
+            draws[b, 1] = m.balanced_accuracy_score(yy, pp)
+            draws[b, 3] = m.roc_auc_score(yy, ss)
+        draws[b, 2] = m.f1_score(yy, pp, zero_division=0.0)
     out = {}
-    for k, v in draws.items():
-        if len(v) < n_boot / 2:
-            out[k] = {"low": None, "high": None}
-        else:
-            lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
-            out[k] = {"low": _r(lo), "high": _r(hi)}
+    for j, k in enumerate(names):
+        ci = percentile_interval(draws[:, j], n_boot, alpha)
+        out[k] = {"low": _r(ci.low), "high": _r(ci.high)}
     return out
 
 

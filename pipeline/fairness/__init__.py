@@ -6,7 +6,8 @@ Modules, in the order data flows through them:
                  exclusion (min_count / min_share), intersectional groups (`intersection`).
 * `disparity`  — between-group metrics from those stats: statistical parity difference,
                  disparate impact ratio, equal opportunity difference, equalized odds difference,
-                 reference/lowest group and per-group impact ratios. Differences are max - min,
+                 reference/lowest group and the report's per-group impact ratios (the formula is
+                 `impact`, shared with the model card's audit). Differences are max - min,
                  ratios min / max; None means undefined and must fail closed.
 * `registry`   — the built-in metrics by name and `resolve_metric` for plug-ins via `_target_`.
 * `bootstrap`  — percentile-bootstrap intervals (vectorised with np.bincount).
@@ -16,10 +17,8 @@ The positive (favourable) label is always 1: callers encode labels first; any va
 0/1 raises ValueError.
 """
 
-# Lazy re-exports (PEP 562): config validation imports this package in every stage, and the
-# heavy submodules (pandas, fairlearn) should load only when a name from them is used.
-import importlib
-from typing import Any
+# Lazy re-exports: config validation imports this package in every stage (see runtime.lazy).
+from pipeline.runtime.lazy import lazy_exports
 
 _EXPORTS = {
     "BootstrapResult": "pipeline.fairness.bootstrap",
@@ -28,7 +27,8 @@ _EXPORTS = {
     "disparate_impact_ratio": "pipeline.fairness.disparity",
     "equal_opportunity_difference": "pipeline.fairness.disparity",
     "equalized_odds_difference": "pipeline.fairness.disparity",
-    "impact_ratios": "pipeline.fairness.disparity",
+    "impact_ratios": "pipeline.fairness.impact",
+    "metric_impact_ratios": "pipeline.fairness.disparity",
     "lowest_group": "pipeline.fairness.disparity",
     "reference_group": "pipeline.fairness.disparity",
     "statistical_parity_difference": "pipeline.fairness.disparity",
@@ -45,31 +45,5 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "DISPARITY_METRICS",
-    "BootstrapResult",
-    "GroupStats",
-    "Interval",
-    "MetricSpecError",
-    "bootstrap_intervals",
-    "disparate_impact_ratio",
-    "encode_groups",
-    "equal_opportunity_difference",
-    "equalized_odds_difference",
-    "evaluate_metric",
-    "fairness_report",
-    "group_stats",
-    "impact_ratios",
-    "intersection",
-    "lowest_group",
-    "reference_group",
-    "resolve_metric",
-    "resolve_metrics",
-    "statistical_parity_difference",
-]
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

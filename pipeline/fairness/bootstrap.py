@@ -25,7 +25,7 @@ values equal MetricFrame's (`groups.group_stats`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +108,18 @@ def stats_from_confusion(
     return out
 
 
-def _interval(values: np.ndarray, n_boot: int, alpha: float) -> Interval:
+def replicate_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """The row indices of each bootstrap replicate: the one resampling stream, so the
+    performance and the fairness intervals of a split (same n and seed) are drawn from the
+    same replicates."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield rng.integers(0, n, size=n)
+
+
+def percentile_interval(values: np.ndarray, n_boot: int, alpha: float) -> Interval:
+    """The percentile interval of the defined (non-NaN) replicate values; None bounds when
+    fewer than half the replicates are defined."""
     valid = values[~np.isnan(values)]
     n_valid = int(valid.size)
     if n_valid == 0 or 2 * n_valid < n_boot:
@@ -159,9 +170,8 @@ def bootstrap_intervals(
     cell = codes * 4 + yt * 2 + yp  # as in confusion_by_group, hoisted out of the loop
     group_rates = np.full((n_boot, 3, k), np.nan)
     metric_values = np.full((n_boot, len(resolved)), np.nan)
-    rng = np.random.default_rng(seed)
-    for b in range(n_boot):
-        cm = np.bincount(cell[rng.integers(0, n, size=n)], minlength=4 * k).reshape(k, 2, 2)
+    for b, idx in enumerate(replicate_indices(n, n_boot, seed)):
+        cm = np.bincount(cell[idx], minlength=4 * k).reshape(k, 2, 2)
         group_rates[b] = _rates(cm)[-3:]
         stats = stats_from_confusion(labels, cm, reasons)
         for j, (name, fn) in enumerate(resolved.items()):
@@ -174,11 +184,12 @@ def bootstrap_intervals(
         seed=int(seed),
         alpha=float(alpha),
         metrics={
-            name: _interval(metric_values[:, j], n_boot, alpha) for j, name in enumerate(resolved)
+            name: percentile_interval(metric_values[:, j], n_boot, alpha)
+            for j, name in enumerate(resolved)
         },
         groups={
             label: {
-                rate: _interval(group_rates[:, r, i], n_boot, alpha)
+                rate: percentile_interval(group_rates[:, r, i], n_boot, alpha)
                 for r, rate in enumerate(GROUP_RATES)
             }
             for i, label in enumerate(labels)

@@ -11,14 +11,13 @@ this package, by naming a callable with a Hydra-style ``_target_``::
           _target_: my_project.metrics.positive_predictive_value_difference
           min_selected: 5          # passed to the callable as a keyword argument
 
-`resolve_metric` imports it, checks the keyword arguments bind, and returns ``(name, fn)``
+`resolve_metric` builds it with `hydra.utils.instantiate` (``_partial_``: the callable bound
+to its options, see `runtime.targets`), checks the options bind, and returns ``(name, fn)``
 where ``fn(stats)`` is ready to call. `evaluate_metric` calls it and normalises the result.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import inspect
 import math
 import numbers
@@ -29,6 +28,7 @@ from typing import Any
 from pipeline.fairness import disparity
 from pipeline.fairness.groups import GroupStats
 from pipeline.runtime.errors import ConfigError
+from pipeline.runtime.targets import instantiate_target
 
 DisparityMetric = Callable[[Sequence[GroupStats]], float | None]
 
@@ -48,34 +48,6 @@ class MetricSpecError(ConfigError, ValueError):
 
 
 MetricSpec = str | Mapping[str, Any] | DisparityMetric | tuple[str, DisparityMetric]
-
-
-def _locate(path: str) -> Any:
-    """Import ``"package.module.attr[.attr...]"``: the longest importable module prefix wins."""
-    parts = path.split(".")
-    if len(parts) < 2 or not all(parts):
-        raise MetricSpecError(f"_target_ {path!r} must be a dotted path 'module.callable'")
-    for i in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:i])
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only swallow "this prefix is not a module"; a missing import *inside* it is real.
-            if exc.name is not None and not module_name.startswith(exc.name):
-                raise MetricSpecError(
-                    f"importing {module_name!r} for _target_ {path!r}: {exc}"
-                ) from exc
-            continue
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            raise MetricSpecError(
-                f"_target_ {path!r}: module {module_name!r} has no attribute "
-                f"{'.'.join(parts[i:])!r}"
-            ) from None
-        return obj
-    raise MetricSpecError(f"_target_ {path!r}: no importable module in this path")
 
 
 def _plain(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,20 +101,17 @@ def resolve_metric(spec: MetricSpec) -> tuple[str, DisparityMetric]:
             raise MetricSpecError(
                 f"metric name {name!r} is a built-in; give the _target_ metric another name"
             )
-        if not isinstance(target, str):
-            raise MetricSpecError(f"metric {name!r}: _target_ must be a string, got {target!r}")
-        fn = _locate(target)
-        if not callable(fn):
-            raise MetricSpecError(f"metric {name!r}: _target_ {target!r} is not callable")
-        try:
-            inspect.signature(fn).bind(None, **kwargs)
+        fn = instantiate_target({"_target_": target, **kwargs}, f"metric {name!r}",
+                                partial=True, error=MetricSpecError)
+        try:  # now, not at the first replicate: the options must fit fn(stats, **options)
+            inspect.signature(fn.func).bind(None, *fn.args, **fn.keywords)
         except TypeError as exc:
             raise MetricSpecError(
                 f"metric {name!r}: {target}(stats, **{kwargs}) does not bind: {exc}"
             ) from None
         except ValueError:  # no signature available (some builtins); let the call decide
             pass
-        return name, (functools.partial(fn, **kwargs) if kwargs else fn)
+        return name, fn
     if callable(spec):
         name = getattr(spec, "__name__", None)
         if not name or name == "<lambda>":

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.fairness.groups import GroupStats
+from pipeline.fairness.impact import impact_ratios
 
 
 def eligible_values(stats: Sequence[GroupStats], attr: str) -> list[tuple[str, float]]:
@@ -110,16 +111,8 @@ def lowest_group(stats: Sequence[GroupStats]) -> str | None:
     return next(g for g, v in values if v == worst)
 
 
-def impact_ratios(stats: Sequence[GroupStats]) -> dict[str, float | None]:
-    """Impact ratio of every group (NYC Local Law 144 style).
-
-    ``IR_g = selection_rate_g / max_h selection_rate_h``, the max over eligible groups.
-    None for excluded groups, groups without a selection rate, and when the max is 0.
-    """
-    values = eligible_values(stats, "selection_rate")
-    best = max((v for _, v in values), default=0.0)
-    eligible = dict(values)
-    return {
-        s.group: (eligible[s.group] / best if s.group in eligible and best > 0 else None)
-        for s in stats
-    }
+def metric_impact_ratios(stats: Sequence[GroupStats]) -> dict[str, float | None]:
+    """Impact ratio of every group over the groups the fairness metrics keep (see `impact`:
+    excluded groups and groups without a selection rate get None)."""
+    return impact_ratios({s.group: s.selection_rate for s in stats},
+                         {g for g, _ in eligible_values(stats, "selection_rate")})

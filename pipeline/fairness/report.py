@@ -20,7 +20,7 @@ from pipeline.fairness.catalog import (
     evaluate_metric,
     resolve_metrics,
 )
-from pipeline.fairness.disparity import impact_ratios, lowest_group, reference_group
+from pipeline.fairness.disparity import lowest_group, metric_impact_ratios, reference_group
 from pipeline.fairness.groups import group_stats, intersection
 from pipeline.runtime.outputs import rounded as _r
 
@@ -64,7 +64,7 @@ def _breakdown(
         metrics=list(metrics.items()),
         full_sample_stats=stats,
     )
-    ratios = impact_ratios(stats)
+    ratios = metric_impact_ratios(stats)
     rows = []
     for s in stats:
         rows.append(

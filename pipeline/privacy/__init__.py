@@ -15,10 +15,8 @@ Modules: ``detectors`` (built-in detectors), ``checksums`` (Luhn, mod-97, SSN ru
 process-wide scrubber with every built-in detector (``default_scrubber()``).
 """
 
-# Lazy re-exports (PEP 562): config validation imports this package in every stage, and the
-# heavy submodules (pandas, fairlearn) should load only when a name from them is used.
-import importlib
-from typing import Any
+# Lazy re-exports: config validation imports this package in every stage (see runtime.lazy).
+from pipeline.runtime.lazy import lazy_exports
 
 _EXPORTS = {
     "iban_valid": "pipeline.privacy.checksums",
@@ -58,45 +56,5 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "BUILTIN_DETECTORS",
-    "SALT_ENV_VAR",
-    "ColumnPolicy",
-    "CreditCardDetector",
-    "CustomRegexDetector",
-    "CustomRule",
-    "Detector",
-    "EmailDetector",
-    "FileFinding",
-    "FileFindings",
-    "Finding",
-    "IbanDetector",
-    "IPv4Detector",
-    "IPv6Detector",
-    "PIISaltMissing",
-    "PhoneDetector",
-    "PrivacyConfig",
-    "RegexDetector",
-    "ScanReport",
-    "Scrubber",
-    "ScrubbingFilter",
-    "UsSsnDetector",
-    "apply_column_policies",
-    "apply_column_policy",
-    "build_detectors",
-    "default_scrubber",
-    "iban_valid",
-    "install_log_scrubbing",
-    "instantiate_plugin",
-    "luhn_valid",
-    "resolve_overlaps",
-    "scrub",
-    "scrub_obj",
-    "ssn_valid",
-]
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -24,6 +24,7 @@ import pandas as pd
 
 __all__ = [
     "SALT_ENV_VAR",
+    "require_salt",
     "ColumnPolicy",
     "PIISaltMissing",
     "apply_column_policies",
@@ -53,7 +54,9 @@ class PIISaltMissing(RuntimeError):
         )
 
 
-def _salt_for(column: str, salt: str | None) -> str:
+def require_salt(column: str, salt: str | None = None) -> str:
+    """The salt for hashing `column` (`salt`, else the environment), or PIISaltMissing: the
+    one check, which ingest also runs before any work so a missing salt costs no read."""
     value = salt if salt is not None else os.environ.get(SALT_ENV_VAR, "")
     if not value:
         raise PIISaltMissing(column)
@@ -117,7 +120,7 @@ def apply_column_policy(
             "transforming it (apply_column_policies does this for a DataFrame)"
         )
     if pol is ColumnPolicy.HASH:
-        return _hash_series(series, _salt_for(column_name, salt))
+        return _hash_series(series, require_salt(column_name, salt))
     return _year_series(series)
 
 

@@ -217,19 +217,24 @@ class Scrubber:
         return out
 
     def _scan_block(self, text: str, spath: str, line_no: int, out: list[FileFinding]) -> int:
-        findings = self.scan(text)
-        if findings:
-            # Offsets -> (line, column) by walking newlines once, in finding order.
-            nl_pos = -1  # index of the newline that ends the previous line
-            line = line_no
-            for f in findings:
-                nxt = text.find("\n", nl_pos + 1)
-                while nxt != -1 and nxt < f.start:
-                    nl_pos = nxt
-                    line += 1
-                    nxt = text.find("\n", nl_pos + 1)
-                out.append(FileFinding(spath, f.entity, line, f.start - nl_pos))
+        out.extend(self.scan_text(text, spath, line_no))
         return line_no + text.count("\n")
+
+    def scan_text(self, text: str, path: str = "", first_line: int = 1) -> list[FileFinding]:
+        """Findings in `text` with 1-based line and column (its first line is `first_line`),
+        never the values: the one offset -> position conversion, for files and for text a
+        stage generated (governance scans the model card before writing it)."""
+        out = []
+        nl_pos = -1  # index of the newline that ends the previous line
+        line = first_line
+        for f in self.scan(text):  # in offset order: walk the newlines once
+            nxt = text.find("\n", nl_pos + 1)
+            while nxt != -1 and nxt < f.start:
+                nl_pos = nxt
+                line += 1
+                nxt = text.find("\n", nl_pos + 1)
+            out.append(FileFinding(path, f.entity, line, f.start - nl_pos))
+        return out
 
     def scan_paths(self, paths: Iterable[str | os.PathLike[str]]) -> ScanReport:
         """Scan files and directories (recursively, following no symlinks to directories);
