@@ -87,6 +87,10 @@ class MlflowRegistrySource:
         self.registry = Registry(tracking_uri, retries=retries, backoff=backoff_seconds,
                                  timeout=timeout_seconds)
 
+    def close(self) -> None:
+        """Release cached store connections (the server calls this before rebuilding)."""
+        self.registry.close()
+
     def resolve(self) -> str:
         return self.registry.champion(self.model_name, self.alias)["version"]
 

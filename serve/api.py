@@ -159,6 +159,13 @@ class GovernedAPI(ls.LitAPI):
     def _rebuild(self) -> None:
         """A fresh source: whatever it cached (a client, a SQLite engine) may be what broke."""
         self._failures = 0
+        close = getattr(self.source, "close", None)  # optional for plug-in sources
+        if close is not None:
+            try:
+                close()
+            except Exception as e:
+                log.warning("worker %d: closing the model source failed (%s)", self.worker,
+                            type(e).__name__)
         try:
             self.source = self._build_source()
         except Exception as e:

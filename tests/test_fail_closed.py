@@ -455,3 +455,46 @@ def test_a_running_server_keeps_its_model_when_the_alias_moves_to_a_refused_vers
         c.set_registered_model_alias(MODEL, "champion", "1")
         srv.stop()
     assert_fail_closed(repo)
+
+
+def test_the_server_recovers_when_a_damaged_embedded_store_is_restored(repo):
+    """The embedded store is truncated under a running server, then restored in place: the
+    server keeps answering with its model, says degraded while the store is damaged, and is
+    ready again once the file is back, without a restart."""
+    import time
+
+    import httpx
+    import pandas as pd
+
+    from tests.serve_process import INPUTS, Server, record
+
+    db = repo / "mlflow.db"
+    saved = db.read_bytes()
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(20)
+    srv = Server(repo, ["serve.reload.interval=0.5"])
+
+    def wait_for(status: str, timeout: float = 40) -> dict:
+        deadline, body = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{srv.url}/readyz", timeout=5).json()
+            if body.get("status") == status:
+                return body
+            time.sleep(0.3)
+        raise AssertionError(f"/readyz never said {status!r}: {body}")
+
+    try:
+        srv.start()
+        wait_for("ok")
+        db.write_bytes(b"")  # truncated in place
+        damaged = wait_for("degraded")
+        assert damaged["workers"][0]["reason"], damaged
+        answer = srv.post(record(test[INPUTS], 5))
+        assert answer.status_code == 200 and answer.json()["model"]["version"] == "1"
+        db.write_bytes(saved)  # restored in place
+        wait_for("ok")
+        answer = srv.post(record(test[INPUTS], 6))
+        assert answer.status_code == 200 and answer.json()["model"]["version"] == "1"
+    finally:
+        db.write_bytes(saved)
+        srv.stop()
+    assert_fail_closed(repo)

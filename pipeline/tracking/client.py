@@ -182,6 +182,24 @@ class Registry:
             raise ConfigError(f"registry.tracking_uri: cannot use '{redact(self.uri)}' ({e})") \
                 from None
 
+    def close(self) -> None:
+        """Drop the SQLAlchemy engines MLflow caches per database URI (class-level, shared by
+        every client in the process). After an embedded store was damaged and restored in
+        place, a cached engine keeps failing ("no such table"); a fresh one reads the file
+        again. No-op for a tracking server."""
+        if not self.uri.startswith("sqlite:"):
+            return
+        from mlflow.store.model_registry.sqlalchemy_store import (
+            SqlAlchemyStore as RegistryStore,
+        )
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+        for store in (TrackingStore, RegistryStore):
+            with store._engine_map_lock:
+                engine = store._engine_map.pop(self.uri, None)
+            if engine is not None:
+                engine.dispose()
+
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one registry request with bounded retries; a clear error when they run out."""
         from mlflow.exceptions import MlflowException
