@@ -498,3 +498,20 @@ def test_the_server_recovers_when_a_damaged_embedded_store_is_restored(repo):
         db.write_bytes(saved)
         srv.stop()
     assert_fail_closed(repo)
+
+
+def test_uncommitted_relaxed_gates_with_allow_dirty_are_not_the_policy(repo):
+    """Relax the gates in conf/ without committing, recompose, and allow a dirty tree: the
+    policy is still what HEAD says, so the unmitigated model is REJECTED and refused."""
+    conf = repo / "conf" / "governance" / "adult.yaml"
+    try:
+        lines = [ln for ln in conf.read_text().splitlines() if "attributes: [sex]" not in ln]
+        conf.write_text("\n".join(lines) + "\n")
+        run([sys.executable, "-m", "pipeline.compose"], repo)
+        out = exp(repo, "-S", "mitigation=none", "-S", "registry.allow_dirty=true")
+        text = out.stdout + out.stderr
+        assert out.returncode != 0 and "REJECTED by governance" in text, text[-3000:]
+        assert "disparate_impact_ratio on sex" in text
+    finally:
+        restore(repo)
+    assert_fail_closed(repo)
