@@ -1,49 +1,47 @@
-"""Print the current champion: `python -m pipeline.champion` (or `make champion`).
+"""Print the current champion and the history of champion moves: `python -m pipeline.champion`
+(or `make champion`).
 
     python -m pipeline.champion [registry.tracking_uri=...] [--json]
 
 Reads the registry settings from params.yaml (the composed config) and prints the champion's
-model URI, version and tags; exits 1 if there is no champion yet.
+model URI, version and tags, then every move of the champion alias (who or which policy moved
+it, when, why); exits 1 if there is no champion yet.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+
+from pipeline.runtime import logs
+from pipeline.runtime.errors import PipelineError
+from pipeline.tracking import champions
+from pipeline.tracking.settings import load_config
 
 
 def main(argv: list[str]) -> int:
-    import yaml
-
-    from pipeline.config import validate
-    from pipeline.runtime import logs
-    from pipeline.runtime.errors import PipelineError
     from pipeline.tracking.client import Registry
 
     logs.setup()
-    as_json = "--json" in argv
-    raw = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
-    for arg in (a for a in argv if "=" in a):  # simple dotted overrides for the registry
-        dotted, value = arg.split("=", 1)
-        node = raw
-        *path, last = dotted.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = value
     try:
-        cfg = validate(raw).registry
-        info = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
-                        timeout=cfg.timeout_seconds).champion(cfg.model_name, cfg.champion_alias)
+        cfg = load_config(argv)[0].registry
+        reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
+                       timeout=cfg.timeout_seconds)
+        moves = champions.history(reg, cfg.model_name)
+        info = reg.champion(cfg.model_name, cfg.champion_alias)
     except PipelineError as e:
         print(f"no champion: {e}", file=sys.stderr)
         return 1
-    if as_json:
-        print(json.dumps(info, indent=2, sort_keys=True))
-    else:
-        print(f"{info['name']}@{info['alias']} -> version {info['version']} ({info['uri']})")
-        for k in sorted(info["tags"]):
-            print(f"  {k}: {info['tags'][k]}")
+    if "--json" in argv:
+        print(json.dumps({**info, "history": moves}, indent=2, sort_keys=True))
+        return 0
+    print(f"{info['name']}@{info['alias']} -> version {info['version']} ({info['uri']})")
+    for k in sorted(info["tags"]):
+        print(f"  {k}: {info['tags'][k]}")
+    print(f"history ({len(moves)} move(s), oldest first):")
+    for m in moves:
+        print(f"  {m.get('at', '?')}  version {m.get('from') or '-'} -> {m.get('version')}  "
+              f"by {m.get('by')}: {m.get('why', '')}")
     return 0
 
 

@@ -32,13 +32,6 @@ log = logging.getLogger("pipeline.metrics")
 OUTS = (PERFORMANCE, FAIRNESS, FAIRNESS_REPORT, *PLOTS.values())
 PARAMS = ("data.name", "data.target", "data.sensitive", "metrics", "seed")
 
-SHORT = {
-    "statistical_parity_difference": "spd",
-    "disparate_impact_ratio": "dir",
-    "equal_opportunity_difference": "eod",
-    "equalized_odds_difference": "eqodds",
-}
-
 
 def _load_split(ctx: Context, name: str, needed: list[str]):
     import pandas as pd
@@ -54,42 +47,26 @@ def _load_split(ctx: Context, name: str, needed: list[str]):
     return df
 
 
-def summary(report: dict) -> dict:
-    """The few numbers per breakdown that fit in a `dvc exp show` table."""
-    out = {}
-    for key, b in report["breakdowns"].items():
-        out[key] = {SHORT.get(k, k): v["value"] for k, v in b["metrics"].items()}
-    return out
-
-
 def run(ctx: Context) -> None:
-    import numpy as np
-
     from pipeline.evaluation import performance as evaluation
-    from pipeline.fairness.report import fairness_report
+    from pipeline.evaluation.split_scores import score_split
+    from pipeline.fairness.report import summary
     from pipeline.model import load
 
     spec, cfg = ctx.params.data, ctx.params.metrics
     model_path = ctx.require(MODEL, "train")
     model = load(model_path)
-    attributes = list(spec.sensitive)
-    crossings = cfg.crossings(attributes)
-    needed = [*model.input_columns, spec.target.column, *attributes]
+    needed = [*model.input_columns, spec.target.column, *spec.sensitive]
 
     perf, fair, full = {}, {}, {}
     for split in EVAL_SPLITS:
         df = _load_split(ctx, split, needed)
-        y = (df[spec.target.column] == spec.target.positive).to_numpy(dtype=np.int64)
-        score = model.score(df)
-        pred = (score >= cfg.threshold).astype(np.int64)
-        perf[split] = evaluation.performance(y, score, cfg.threshold)
+        s = score_split(model, df, spec, cfg, threshold=cfg.threshold, seed=ctx.params.seed,
+                        n_boot=cfg.n_boot)
+        y, score, pred, report = s.y, s.score, s.pred, s.fairness
+        perf[split] = s.performance
         perf[split]["ci"] = evaluation.bootstrap_performance(
             y, score, cfg.threshold, n_boot=cfg.n_boot, seed=ctx.params.seed, alpha=cfg.alpha)
-        report = fairness_report(
-            y, pred, df[attributes], attributes, intersections=crossings, n_boot=cfg.n_boot,
-            seed=ctx.params.seed, alpha=cfg.alpha, min_count=cfg.min_count,
-            min_share=cfg.min_share, extra_metrics=cfg.extra_fairness_metrics,
-        )
         full[split] = report
         fair[split] = summary(report)
         ctx.outputs.write_json(PLOTS[f"roc_{split}"], evaluation.roc_points(y, score))

@@ -1,24 +1,27 @@
-"""register: log the governed model to MLflow with full lineage, register it, move aliases.
+"""register: log the governed model to MLflow with full lineage, register it, and let the
+promotion policy decide whether it becomes the champion.
 
     dvc repro register
     python -m pipeline.register            # standalone: same checks, registry from config
 
-Re-derives, never trusts. It refuses (exit 2) unless:
-- reports/governance.json judged this model, these params, and every file it uploads, byte
-  for byte (an edited metric, card or plot is stale);
-- the verdict follows from the judged metrics and gates (an edited verdict is refused);
-- its own privacy scan of every upload finds nothing.
-Then the verdict is derived again under the policy committed in conf/ (pipeline.audit.policy): only
-a model VALIDATED under both, judged with no policy override, becomes `champion`. A model that
-is VALIDATED under overridden policy, or REJECTED under `governance.enforcement=warn`, is
-registered as `challenger` only; REJECTED under `block`, a hard block or a privacy finding is
-never registered.
+Re-derives, never trusts (pipeline.audit.rederive): tampered or stale evidence is refused
+(exit 2). A REJECTED model is an outcome, not an error: under `governance.enforcement=block`
+(or a hard block) nothing is registered and no alias moves, but the stage succeeds, so
+`dvc exp run` keeps the experiment and `dvc exp show` lists its verdict and failing gates.
+`python -m pipeline.verdict` (make verdict) is the command that fails CI on REJECTED.
 
-One version per model sha256, under any concurrency (a file lock on the embedded store; a
+A VALIDATED model judged under the committed policy competes under the promotion policy
+(conf/registry/ `promotion`, pipeline.audit.promotion): it is compared with the round's anchor
+champion on its own evaluation split (the champion re-scored on that split when it was judged
+on another), and the champion becomes the best of the round (pipeline.tracking.champions), so
+a sweep ends with the same champion whatever order its experiments finish in. Anything else
+registered is the `challenger`.
+
+One version per model sha256, under any concurrency (pipeline.tracking.client.store_lock; a
 tracking server gets create-then-deduplicate). A registration that died half-way is completed
 by the next run. DVC never restores this stage from its run cache (its output is `persist`):
-reports/registration.json always says what the last run did to the registry, and
-metrics/promotion.json (DVC-tracked) what follows from the inputs alone.
+reports/registration.json says what the last run did to the registry, metrics/promotion.json
+(DVC-tracked) what follows from the inputs alone.
 """
 
 from __future__ import annotations
@@ -29,27 +32,29 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.audit import policy
-from pipeline.runtime.errors import PipelineError
+from pipeline.audit.rederive import (
+    UPLOADS,
+    Decision,
+    Refused,
+    check_judged,
+    decide,
+    read_governance,
+    scan_uploads,
+)
 from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
     FAIRNESS,
-    FAIRNESS_REPORT,
-    GOVERNANCE_REPORT,
     MODEL,
-    MODEL_CARD_HTML,
-    MODEL_CARD_MD,
     PERFORMANCE,
     PROMOTION,
     REGISTRATION,
-    UPLOADED_REPORTS,
+    SPLIT,
 )
 from pipeline.runtime.runner import Context, main
-from pipeline.tracking import lineage
+from pipeline.tracking import champions, lineage
 
 log = logging.getLogger("pipeline.register")
 
@@ -60,135 +65,15 @@ PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "priv
 # It re-hashes the judged sections against governance's params_hash and logs the config as
 # MLflow params, so it reads nearly everything: params.yaml is one file dep in dvc.yaml.
 PARAMS_FILE = True
-JUDGED_FILES = (*UPLOADED_REPORTS, MODEL_CARD_MD, MODEL_CARD_HTML)  # hashed by governance
-UPLOADS = (*JUDGED_FILES, GOVERNANCE_REPORT)
 FAULT_ENV = "GOVPIPE_FAULT_AFTER"  # test hook: "log" or "register" simulates a crash there
 # What MLflow would record from the process (the script's absolute path, i.e. the checkout
 # path, which can hold a user name or an e-mail address): fixed values instead.
 SOURCE_TAGS = {"mlflow.source.name": "pipeline.register", "mlflow.source.type": "LOCAL"}
 
 
-class Refused(PipelineError):
-    """Registration refused: the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: str  # VALIDATED only if VALIDATED as judged and under the committed policy
-    promote: bool
-    overrides: list[str]  # policy keys the judged config departs from
-    gates: list[Any]  # GateResults under the committed policy
-    reasons: list[str]
-
-
 def _fault(step: str) -> None:
     if os.environ.get(FAULT_ENV) == step:
         raise RuntimeError(f"injected fault after '{step}' ({FAULT_ENV})")
-
-
-# -- what governance judged ----------------------------------------------------------------------
-def read_governance(ctx: Context) -> dict:
-    path = ctx.input(GOVERNANCE_REPORT)
-    if not path.exists():
-        raise Refused(f"{GOVERNANCE_REPORT} is missing: run the governance stage first "
-                      "(`dvc repro governance`)")
-    try:
-        gov = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("verdict", "gates", "privacy_scan", "judged_sha256", "config"):
-            gov[key]  # noqa: B018 - presence check
-        gov["identity"]["model_sha256"], gov["identity"]["params_hash"]  # noqa: B018
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise Refused(f"{GOVERNANCE_REPORT} is unreadable ({type(e).__name__}: {e}); rerun "
-                      "the governance stage") from None
-    return gov
-
-
-def check_judged(ctx: Context, gov: dict, model_sha: str) -> None:
-    """The report judged exactly this model, these params and these files."""
-    stale = f"{GOVERNANCE_REPORT} is stale"
-    if gov["identity"]["model_sha256"] != model_sha:
-        raise Refused(f"{stale}: it judged model {gov['identity']['model_sha256'][:12]}…, but "
-                      f"{MODEL} is {model_sha[:12]}…; rerun the governance stage")
-    params_hash = lineage.params_hash(lineage.judged_sections(ctx.params))
-    if gov["identity"]["params_hash"] != params_hash:
-        changed = ", ".join(_changed(gov["config"], ctx))
-        raise Refused(f"{stale}: it judged other params than this run's ({changed}); rerun "
-                      "the governance stage (`dvc repro`)")
-    hashes = gov["judged_sha256"]
-    for rel in JUDGED_FILES:
-        path = ctx.input(rel)
-        if rel not in hashes:
-            raise Refused(f"{stale}: it recorded no hash for {rel}, which would be uploaded")
-        if not path.exists():
-            raise Refused(f"{rel} is missing; rerun the pipeline")
-        if file_sha256(path) != hashes[rel]:
-            raise Refused(f"{stale}: {rel} changed since it was judged")
-
-
-def _changed(judged: dict, ctx: Context) -> list[str]:
-    now = lineage.judged_sections(ctx.params)
-    keys = [k for k in lineage.JUDGED_SECTIONS if judged.get(k) != now.get(k)]
-    return keys or ["sections differ only in scrubbed values"]
-
-
-def scan_uploads(ctx: Context) -> None:
-    """Register's own privacy scan of everything it uploads (governance's is not trusted)."""
-    from pipeline.privacy import Scrubber
-
-    scrubber = Scrubber.from_config(ctx.params.privacy)
-    found = []
-    for rel in UPLOADS:
-        found += [f"{rel}:{f.line}:{f.column} {f.entity}"
-                  for f in scrubber.scan_file(ctx.input(rel))]
-    if found:
-        raise Refused(f"personal data in files to upload ({'; '.join(found[:10])}); "
-                      "never registered")
-
-
-# -- the verdict, derived again ------------------------------------------------------------------
-def decide(ctx: Context, gov: dict) -> Decision:
-    from pipeline.audit import gates
-    from pipeline.config.governance import GovernanceSpec
-
-    p = ctx.params
-    fairness = json.loads(ctx.input(FAIRNESS_REPORT).read_text(encoding="utf-8"))
-    performance = json.loads(ctx.input(PERFORMANCE).read_text(encoding="utf-8"))
-    findings = gov["privacy_scan"].get("findings", 0)
-    judged = gates.judge(p.governance, fairness, performance)
-    verdict, _ = gates.verdict(judged, findings)
-    recorded = {g["id"]: g["passed"] for g in gov["gates"]}
-    if verdict != gov["verdict"] or recorded != {g.id: g.passed for g in judged}:
-        raise Refused(f"{GOVERNANCE_REPORT} says {gov['verdict']!r}, but its gates on the "
-                      f"judged metrics give {verdict!r}: the report was edited; rerun the "
-                      "governance stage")
-    committed = policy.committed(Path.cwd(), p.data.name, p.registry.name)
-    overrides = policy.overrides(policy.of(_policy_view(p)), committed)
-    under_policy = gates.judge(GovernanceSpec.model_validate(committed["governance"]),
-                               fairness, performance)
-    policy_verdict, reasons = gates.verdict(under_policy, findings)
-    hard = sorted({g.id for g in (*judged, *under_policy) if g.hard and not g.passed})
-    if findings or hard:
-        raise Refused(f"model is REJECTED with hard blocks {hard} or personal data found "
-                      f"({findings} finding(s)); never registered")
-    final = "VALIDATED" if verdict == policy_verdict == "VALIDATED" else "REJECTED"
-    if final == "REJECTED":
-        reasons = reasons or ["REJECTED under this run's overridden gates"]
-        if p.governance.enforcement == "block":
-            raise Refused(f"model is REJECTED by governance ({'; '.join(reasons)}); not "
-                          "registered. governance.enforcement=warn registers it unpromoted.")
-        log.warning("REJECTED model registered under governance.enforcement=warn: %s",
-                    "; ".join(reasons))
-    if overrides:
-        log.warning("judged under overridden policy (%s): registered as %s at most",
-                    ", ".join(overrides), p.registry.challenger_alias)
-    return Decision(final, final == "VALIDATED" and not overrides, overrides, under_policy,
-                    reasons)
-
-
-def _policy_view(p: Any) -> dict:
-    return {"governance": p.governance.model_dump(mode="json"),
-            "metrics": p.metrics.model_dump(mode="json"),
-            "registry": p.registry.model_dump(mode="json")}
 
 
 # -- the MLflow side -----------------------------------------------------------------------------
@@ -344,8 +229,11 @@ def run(ctx: Context) -> None:
     model_sha = file_sha256(model_path)
     gov = read_governance(ctx)
     check_judged(ctx, gov, model_sha)
-    scan_uploads(ctx)
+    scan_uploads(ctx, gov)
     decision = decide(ctx, gov)
+    if not decision.register:  # REJECTED under block: an outcome, kept by DVC, not registered
+        _write_outputs(ctx, decision, None, model_sha, {}, None)
+        return
     _check_clean(cfg)
     tags, judgement = _tags(ctx, gov, decision, model_sha)
 
@@ -355,10 +243,15 @@ def run(ctx: Context) -> None:
         reg.ping()  # fail fast: nothing is written to an unreachable registry
         version, reused = _version_of(reg, ctx, gov, model_path, model_sha, tags, judgement)
         _fault("register")
-        _complete_tags(reg, cfg.model_name, version, tags, judgement, decision.promote)
-        alias = _move_aliases(reg, cfg, version, decision.promote)
+        _complete_tags(reg, cfg.model_name, version, tags, judgement)
+        contest = _contest(reg, ctx, version, tags) if decision.eligible else None
+        champion = reg.alias_version(cfg.model_name, cfg.champion_alias)
+        if champion != str(version.version):
+            reg.call("set the challenger alias", reg.client.set_registered_model_alias,
+                     cfg.model_name, cfg.challenger_alias, version.version)
         aliases = reg.versions_by_alias(cfg.model_name)
-    _write_outputs(ctx, decision, version, model_sha, alias, reused, aliases)
+    _write_outputs(ctx, decision, {"version": version, "reused": reused}, model_sha, aliases,
+                   contest)
 
 
 def _check_clean(cfg) -> None:
@@ -389,49 +282,158 @@ def _version_of(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str, 
                                    {**tags, **judgement}, model_id), False
 
 
-def _complete_tags(reg, name: str, version, tags: dict, judgement: dict,
-                   promote: bool) -> None:
+def _complete_tags(reg, name: str, version, tags: dict, judgement: dict) -> None:
     from pipeline.tracking.client import ARTIFACT_SHA_TAG
 
     if ARTIFACT_SHA_TAG not in version.tags:
         # Hashed as the server will download it, after registering: MLflow writes a file
         # (registered_model_meta) into the model's artefacts when a version is created.
         tags[ARTIFACT_SHA_TAG] = reg.artifact_digest(f"models:/{name}/{version.version}")
-    _set_tags(reg, name, version, tags, {**judgement, **({"promoted": "true"} if promote else {})})
+    _set_tags(reg, name, version, tags, judgement)
 
 
-def _move_aliases(reg, cfg, version, promote: bool) -> str:
-    """Champion (clearing a challenger alias on the same version) or challenger."""
-    alias = cfg.champion_alias if promote else cfg.challenger_alias
-    reg.call("set the alias", reg.client.set_registered_model_alias, cfg.model_name,
-             alias, version.version)
-    if promote and \
-            reg.alias_version(cfg.model_name, cfg.challenger_alias) == str(version.version):
-        reg.call("clear the challenger alias", reg.client.delete_registered_model_alias,
-                 cfg.model_name, cfg.challenger_alias)
-    return alias
+# -- the promotion policy ------------------------------------------------------------------------
+def _contest(reg, ctx: Context, version, tags: dict) -> dict:
+    """Compare this candidate with its round's anchor, record the comparison on it, then make
+    the round's best candidate the champion (re-checked once the alias moved: see `settle`)."""
+    from pipeline.audit import promotion
+
+    p, cfg = ctx.params, ctx.params.registry
+    round_id = tags["git_commit"]
+    current = reg.alias_version(cfg.model_name, cfg.champion_alias)
+    anchor = champions.anchor(champions.history(reg, cfg.model_name), current, round_id)
+    split_sha = file_sha256(ctx.input(SPLIT[p.governance.split]))
+    own = _own_figures(ctx)
+    candidate = promotion.figures(cfg.promotion, own["performance"], own["fairness"],
+                                  _breakdown_keys(p))
+    started = time.perf_counter()
+    anchor_figures, rescored = (None, False) if anchor is None else \
+        _anchor_figures(reg, ctx, anchor, split_sha)
+    if isinstance(anchor_figures, str):  # the anchor could not be scored: fail closed
+        comparison = promotion.compare(cfg.promotion, candidate, None)
+        comparison.update(passed=False, margin=None, reasons=[anchor_figures])
+    else:
+        comparison = promotion.compare(cfg.promotion, candidate, anchor_figures)
+    comparison.update(anchor=anchor, rescored=rescored, split=p.governance.split,
+                      seconds=round(time.perf_counter() - started, 3))
+    record = {
+        champions.ROUND_TAG: round_id, champions.ANCHOR_TAG: anchor or champions.NO_ANCHOR,
+        champions.PASSED_TAG: str(comparison["passed"]).lower(),
+        champions.MARGIN_TAG: "" if comparison["margin"] is None else str(comparison["margin"]),
+        champions.COMPARISON_TAG: json.dumps(comparison, sort_keys=True)[:4900],
+        champions.SPLIT_TAG: split_sha,
+        champions.FIGURES_TAG: json.dumps(own, sort_keys=True)[:4900],
+    }
+    for k, v in record.items():
+        reg.call("record the comparison", reg.client.set_model_version_tag, cfg.model_name,
+                 version.version, k, v)
+    moved = settle(reg, cfg, round_id, anchor)
+    comparison["champion"] = reg.alias_version(cfg.model_name, cfg.champion_alias)
+    comparison["moved"] = moved
+    log.info("promotion policy: %s vs anchor %s: %s", f"version {version.version}",
+             anchor or "(none)", "; ".join(comparison["reasons"]))
+    return comparison
 
 
-def _write_outputs(ctx: Context, decision: Decision, version, model_sha: str, alias: str,
-                   reused: bool, aliases: dict) -> None:
+def settle(reg, cfg, round_id: str, anchor: str | None) -> list[dict]:
+    """Point the champion at the best of the round's passing candidates, and check again after
+    moving it: a registration on another machine (a tracking server shared by several) may
+    have recorded a better candidate in between. Every registration ends with this check, so
+    the last one to finish leaves the round's best, whoever finishes last."""
+    from pipeline.audit import promotion
+
+    moves = []
+    for _ in range(5):
+        winner = promotion.best(champions.round_pool(reg, cfg.model_name, round_id, anchor))
+        current = reg.alias_version(cfg.model_name, cfg.champion_alias)
+        if winner is None or winner["version"] == current:
+            return moves
+        why = (f"promotion policy: best of round {round_id[:12]} against anchor "
+               f"{anchor or '(none)'}, margin {winner['margin']:+} on "
+               f"{cfg.promotion.metric}")
+        moves.append(champions.move(reg, cfg, winner["version"], by="policy",
+                                    round_id=round_id, why=why))
+    return moves
+
+
+def _own_figures(ctx: Context) -> dict:
+    split = ctx.params.governance.split
+    perf = json.loads(ctx.input(PERFORMANCE).read_text(encoding="utf-8"))[split]
+    fair = json.loads(ctx.input(FAIRNESS).read_text(encoding="utf-8"))[split]
+    return {"performance": perf, "fairness": fair}
+
+
+def _breakdown_keys(p) -> list[str]:
+    attrs = list(p.data.sensitive)
+    return attrs + ["*".join(c) for c in p.metrics.crossings(attrs)]
+
+
+def _anchor_figures(reg, ctx: Context, anchor: str, split_sha: str):
+    """(the anchor champion's figures on this candidate's split, whether it was re-scored), or
+    (a reason string, True) when it cannot be scored."""
+    from pipeline.audit import promotion
+    from pipeline.tracking.client import ARTIFACT_SHA_TAG, RegistryError
+
+    p, cfg = ctx.params, ctx.params.registry
+    mv = reg.call("read the champion", reg.client.get_model_version, cfg.model_name, anchor)
+    keys = _breakdown_keys(p)
+    if mv.tags.get(champions.SPLIT_TAG) == split_sha and champions.FIGURES_TAG in mv.tags:
+        recorded = json.loads(mv.tags[champions.FIGURES_TAG])
+        return promotion.figures(cfg.promotion, recorded["performance"], recorded["fairness"],
+                                 keys), False
+    import pandas as pd
+
+    from pipeline.evaluation.split_scores import score_split
+    from pipeline.fairness.report import summary
+    from pipeline.runtime.errors import ModelRefused
+
+    what = f"champion version {anchor} of '{cfg.model_name}'"
+    try:
+        model = reg.load_verified(f"models:/{cfg.model_name}/{anchor}",
+                                  mv.tags.get(ARTIFACT_SHA_TAG, ""), what)
+        df = pd.read_parquet(ctx.input(SPLIT[p.governance.split]))
+        scores = score_split(model, df, p.data, p.metrics,
+                             threshold=float(mv.tags.get("threshold", p.metrics.threshold)),
+                             seed=p.seed, n_boot=0)
+    except (ModelRefused, RegistryError, KeyError, ValueError) as e:
+        return f"{what} could not be scored on this split ({e}); not promoted", True
+    return promotion.figures(cfg.promotion, scores.performance, summary(scores.fairness),
+                             keys), True
+
+
+def _write_outputs(ctx: Context, decision: Decision, registered: dict | None, model_sha: str,
+                   aliases: dict, contest: dict | None) -> None:
     from pipeline.tracking.client import redact
 
     cfg = ctx.params.registry
     ctx.outputs.write_json(PROMOTION, {
-        "verdict": decision.verdict, "eligible": int(decision.verdict == "VALIDATED"
-                                                     and not decision.overrides),
+        "verdict": decision.verdict, "eligible": int(decision.eligible),
+        "registered": int(decision.register), "failed_gates": ",".join(decision.failed),
         "policy_overrides": decision.overrides,
     })
+    version = registered["version"] if registered else None
+    champion = aliases.get(cfg.champion_alias)
+    promoted = version is not None and champion == str(version.version)
     ctx.outputs.write_json(REGISTRATION, {
-        "model_name": cfg.model_name, "version": int(version.version),
-        "model_uri": f"models:/{cfg.model_name}/{version.version}", "run_id": version.run_id,
-        "promoted": decision.promote, "alias": alias, "verdict": decision.verdict,
+        "model_name": cfg.model_name, "registered": registered is not None,
+        "version": int(version.version) if version else None,
+        "model_uri": f"models:/{cfg.model_name}/{version.version}" if version else None,
+        "run_id": version.run_id if version else None,
+        "promoted": promoted,
+        "alias": (cfg.champion_alias if promoted else cfg.challenger_alias) if version else None,
+        "verdict": decision.verdict, "failed_gates": decision.failed,
         "policy_overrides": decision.overrides, "reasons": decision.reasons,
-        "model_sha256": model_sha, "tracking_uri": redact(cfg.tracking_uri),
-        "already_registered": reused, "aliases": aliases,
+        "comparison": contest, "model_sha256": model_sha,
+        "tracking_uri": redact(cfg.tracking_uri),
+        "already_registered": registered["reused"] if registered else None, "aliases": aliases,
     })
-    log.info("%s version %s of '%s' (%s)%s", "reused" if reused else "registered",
-             version.version, cfg.model_name, alias, "" if decision.promote else ", not promoted")
+    if version is None:
+        log.warning("not registered: REJECTED by governance (%s); nothing moved. "
+                    "`python -m pipeline.verdict` fails on this.", "; ".join(decision.reasons))
+        return
+    log.info("%s version %s of '%s'%s", "reused" if registered["reused"] else "registered",
+             version.version, cfg.model_name,
+             f" (@{cfg.champion_alias})" if promoted else f" (@{cfg.challenger_alias})")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ KEYS = (
     "registry.model_name",
     "registry.champion_alias",
     "registry.challenger_alias",
+    "registry.promotion",
 )
 
 

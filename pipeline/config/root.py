@@ -56,26 +56,34 @@ class Config(Section):
                 f"'{self.registry.champion_alias}'; the server serves the champion only")
         return self
 
-    def _gates_name_produced_metrics(self) -> None:
-        """A gate on a metric or attribute the metrics stage does not produce is an error."""
+    def _produced(self) -> tuple[list[str], list[str]]:
+        """(fairness metric names, breakdown keys) the metrics stage produces."""
         from pipeline.fairness.names import BUILTIN_METRICS
 
         attrs = list(self.data.sensitive)
         keys = attrs + ["*".join(c) for c in self.metrics.crossings(attrs)]
         extra = [m.get("name") for m in self.metrics.extra_fairness_metrics]
-        metrics = [*BUILTIN_METRICS, *extra]
-        for i, c in enumerate(self.governance.fairness):
-            if c.metric not in metrics:
-                raise ValueError(
-                    f"governance.fairness.{i}.metric: '{c.metric}' is not produced by the "
-                    f"metrics stage (expected one of: {', '.join(metrics)}; add plug-ins "
-                    "under metrics.extra_fairness_metrics)"
-                )
-            if c.attributes != "all":
-                bad = [a for a in c.attributes if a not in keys]
-                if bad:
+        return [*BUILTIN_METRICS, *extra], keys
+
+    def _gates_name_produced_metrics(self) -> None:
+        """A gate or promotion limit on a metric or attribute the metrics stage does not
+        produce is an error."""
+        metrics, keys = self._produced()
+        limits = [("governance.fairness", self.governance.fairness),
+                  ("registry.promotion.fairness", self.registry.promotion.fairness)]
+        for where, criteria in limits:
+            for i, c in enumerate(criteria):
+                if c.metric not in metrics:
                     raise ValueError(
-                        f"governance.fairness.{i}.attributes: {bad} not produced by the "
-                        f"metrics stage for dataset '{self.data.name}' (expected from: "
-                        f"{', '.join(keys)})"
+                        f"{where}.{i}.metric: '{c.metric}' is not produced by the "
+                        f"metrics stage (expected one of: {', '.join(metrics)}; add plug-ins "
+                        "under metrics.extra_fairness_metrics)"
                     )
+                if c.attributes != "all":
+                    bad = [a for a in c.attributes if a not in keys]
+                    if bad:
+                        raise ValueError(
+                            f"{where}.{i}.attributes: {bad} not produced by the metrics "
+                            f"stage for dataset '{self.data.name}' (expected from: "
+                            f"{', '.join(keys)})"
+                        )

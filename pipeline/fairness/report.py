@@ -22,6 +22,7 @@ from pipeline.fairness.catalog import (
 )
 from pipeline.fairness.disparity import lowest_group, metric_impact_ratios, reference_group
 from pipeline.fairness.groups import group_stats, intersection
+from pipeline.fairness.names import SHORT
 from pipeline.runtime.outputs import rounded as _r
 
 SCHEMA_VERSION = 1
@@ -214,3 +215,9 @@ def fairness_report(
         },
         "breakdowns": breakdowns,
     }
+
+
+def summary(report: dict) -> dict:
+    """The few numbers per breakdown that fit in a `dvc exp show` table (short metric keys)."""
+    return {key: {SHORT.get(k, k): v["value"] for k, v in b["metrics"].items()}
+            for key, b in report["breakdowns"].items()}

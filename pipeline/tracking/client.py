@@ -9,6 +9,7 @@ champion's URI/version/tags.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -64,17 +65,22 @@ def resolve_uri(uri: str, root: Path | None = None) -> str:
 
 @contextlib.contextmanager
 def store_lock(tracking_uri: str, root: Path | None = None) -> Iterator[None]:
-    """Serialise registrations against an embedded SQLite store: every process on this machine
-    (DVC's queue workers included) resolves the same database and so the same lock file. Taken
-    before the store is first opened, because opening a new store creates its schema. A
-    tracking server gets no lock: `Registry.create_version_once` deduplicates instead."""
-    m = re.fullmatch(r"sqlite:///(.+)", resolve_uri(tracking_uri, root))
-    if m is None:
-        yield
-        return
+    """Serialise registrations on this machine (DVC's queue workers included: they all resolve
+    the same main repo): decide-and-move-aliases must not interleave, or two candidates of one
+    sweep could each see the other missing. An embedded SQLite store is locked next to the
+    database, before it is first opened (opening a new store creates its schema). A tracking
+    server is locked per URI under the repo's .dvc/tmp; registrations from other machines are
+    covered by `Registry.create_version_once` and the register stage re-checking the champion
+    after it moved it (see pipeline.register.settle)."""
+    resolved = resolve_uri(tracking_uri, root)
+    m = re.fullmatch(r"sqlite:///(.+)", resolved)
+    if m is not None:
+        path = f"{m[1]}.lock"
+    else:
+        digest = hashlib.sha256(redact(resolved).encode()).hexdigest()[:16]
+        path = str((root or repo_root()) / ".dvc" / "tmp" / f"govpipe-registry-{digest}.lock")
     from filelock import FileLock, Timeout
 
-    path = f"{m[1]}.lock"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(path, timeout=600):
@@ -255,6 +261,24 @@ class Registry:
 
         with tempfile.TemporaryDirectory(prefix="govpipe-digest-") as tmp:
             return tree_sha256(self.download(uri, Path(tmp)))
+
+    def load_verified(self, uri: str, expected_digest: str, what: str):
+        """The model at `uri` (models:/NAME/VERSION), unpickled only if its downloaded files
+        hash to `expected_digest` (ModelRefused otherwise: changed in the artifact store)."""
+        import mlflow.sklearn
+
+        from pipeline.runtime.errors import ModelRefused
+        from pipeline.runtime.hashing import tree_sha256
+
+        with tempfile.TemporaryDirectory(prefix="govpipe-model-") as tmp:
+            local = self.download(uri, Path(tmp))
+            digest = tree_sha256(local)
+            if digest != expected_digest:
+                raise ModelRefused(
+                    f"{what}: its stored files hash to {digest[:12]}…, not the "
+                    f"{ARTIFACT_SHA_TAG} {expected_digest[:12]}… recorded at registration "
+                    "(changed in the artifact store)")
+            return self.call("load the model", mlflow.sklearn.load_model, str(local))
 
     def ping(self) -> None:
         self.call("reach the tracking store", self.client.search_experiments, max_results=1)
