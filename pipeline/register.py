@@ -314,7 +314,7 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
         comparison.update(passed=False, margin=None, reasons=[anchor_figures])
     else:
         comparison = promotion.compare(cfg.promotion, candidate, anchor_figures)
-    comparison.update(anchor=anchor, rescored=rescored, split=p.governance.split,
+    comparison.update(anchor_version=anchor, rescored=rescored, split=p.governance.split,
                       seconds=round(time.perf_counter() - started, 3))
     record = {
         champions.ROUND_TAG: round_id, champions.ANCHOR_TAG: anchor or champions.NO_ANCHOR,
@@ -328,8 +328,8 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
         reg.call("record the comparison", reg.client.set_model_version_tag, cfg.model_name,
                  version.version, k, v)
     moved = settle(reg, cfg, round_id, anchor)
-    comparison["champion"] = reg.alias_version(cfg.model_name, cfg.champion_alias)
-    comparison["moved"] = moved
+    comparison["champion_after"] = reg.alias_version(cfg.model_name, cfg.champion_alias)
+    comparison["moves"] = moved
     log.info("promotion policy: %s vs anchor %s: %s", f"version {version.version}",
              anchor or "(none)", "; ".join(comparison["reasons"]))
     return comparison
