@@ -10,7 +10,8 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: setup data run test params lint bench clean champion serve exp-show browser
+.PHONY: setup data run test params lint bench clean champion serve exp-show browser verdict \
+	promote rollback
 
 # The stamp depends on the lock file, so a changed lock re-syncs the environment.
 $(VENV)/.synced: uv.lock pyproject.toml
@@ -43,9 +44,22 @@ serve: setup
 champion: setup
 	python -m pipeline.champion
 
-# `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise).
+# Fail (exit 1, with the reasons) unless the workspace's model may become champion: for CI,
+# after `dvc repro`, which itself succeeds on a REJECTED model (see README "Verdicts").
+verdict: setup
+	python -m pipeline.verdict
+
+# Human oversight: `make promote VERSION=3 REASON="…"`, `make rollback REASON="…"`.
+promote: setup
+	python -m pipeline.promote "$(VERSION)" --reason "$(REASON)"
+
+rollback: setup
+	python -m pipeline.promote --rollback --reason "$(REASON)"
+
+# `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise): the
+# verdict, the failing gates and whether the registry took it, per experiment.
 exp-show: setup
-	dvc exp show --no-pager --drop '.*' --keep '^(model\.|mitigation\.name|seed$$|test\.(acc|bal_acc|roc_auc)$$|test\.(sex|race)\.dir|verdict|failed|warnings)'
+	COLUMNS=$${COLUMNS:-220} dvc exp show --no-pager --drop '.*' --keep '^(Experiment|model\.name|mitigation\.name|seed$$|test\.(acc|bal_acc)$$|test\.[^.]+\.dir|(.+:)?(verdict|failed_gates|eligible|registered)$$)'
 
 # Headless Chromium for the model-card rendering test (Debian package; needs root).
 browser:

@@ -172,7 +172,7 @@ def _write(ctx: Context, final: dict, md: str, html: str, results) -> None:
         "verdict": verdict, "validated": int(verdict == "VALIDATED"),
         "failed": sum(not g.passed and not g.advisory for g in results),
         # Names, for `dvc exp show`: a reviewer compares rejected experiments by what failed.
-        "failed_gates": ",".join(g.id for g in results if not g.passed and not g.advisory),
+        "failed_gates": ",".join(g.short for g in results if not g.passed and not g.advisory),
         "warnings": sum(not g.passed and g.advisory for g in results),
         "pii_findings": scan["findings"], "gates": headline,
     })

@@ -406,9 +406,11 @@ def _write_outputs(ctx: Context, decision: Decision, registered: dict | None, mo
     from pipeline.tracking.client import redact
 
     cfg = ctx.params.registry
+    # Keys unlike governance.json's, so `dvc exp show` names each column once: this is the
+    # verdict re-derived under the committed policy too, and what it means for the registry.
     ctx.outputs.write_json(PROMOTION, {
-        "verdict": decision.verdict, "eligible": int(decision.eligible),
-        "registered": int(decision.register), "failed_gates": ",".join(decision.failed),
+        "policy_verdict": decision.verdict, "policy_failed": ",".join(decision.failed),
+        "eligible": int(decision.eligible), "registered": int(decision.register),
         "policy_overrides": decision.overrides,
     })
     version = registered["version"] if registered else None

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline.fairness.names import SHORT
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -35,6 +37,12 @@ class GateResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def short(self) -> str:
+        """`dir:sex`, `acc`: the metrics files' short names, for a `dvc exp show` column."""
+        name = SHORT.get(self.metric, self.metric)
+        return f"{name}:{self.attribute}" if self.attribute else name
 
 
 def outcome(passed: bool, advisory: bool) -> str:

@@ -46,7 +46,7 @@ class Decision:
     eligible: bool  # VALIDATED with no policy override: may become champion
     overrides: list[str]  # policy keys the judged config departs from
     gates: list[Any]  # GateResults under the committed policy
-    failed: list[str]  # ids of the gates that failed (judged or committed policy)
+    failed: list[str]  # short names of the gates that failed (judged or committed policy)
     reasons: list[str]
 
 
@@ -130,7 +130,8 @@ def decide(ctx, gov: dict) -> Decision:
     under_policy = gates.judge(GovernanceSpec.model_validate(committed["governance"]),
                                fairness, performance)
     policy_verdict, reasons = gates.verdict(under_policy, findings)
-    failed = sorted({g.id for g in (*judged, *under_policy) if not g.passed and not g.advisory})
+    failed = sorted({g.short for g in (*judged, *under_policy)
+                     if not g.passed and not g.advisory})
     hard = sorted({g.id for g in (*judged, *under_policy) if g.hard and not g.passed})
     final = "VALIDATED" if verdict == policy_verdict == "VALIDATED" else "REJECTED"
     register = True
