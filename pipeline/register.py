@@ -44,6 +44,7 @@ from pipeline.audit.rederive import (
     read_governance,
     scan_uploads,
 )
+from pipeline.evaluation import seen_rows
 from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
     FAIRNESS,
@@ -135,6 +136,10 @@ def _log_run(reg, exp_id: str, ctx: Context, model, tags: dict, params: dict,
             for rel in UPLOADS:
                 mlflow.log_artifact(str(ctx.input(rel)), artifact_path=str(Path(rel).parent))
             mlflow.log_dict(config, "config.json")
+            seen = Path(tmp) / seen_rows.ARTIFACT
+            seen.parent.mkdir()
+            seen.write_bytes(_seen_rows(ctx, model))
+            mlflow.log_artifact(str(seen), artifact_path=str(Path(seen_rows.ARTIFACT).parent))
             mlflow.sklearn.log_model(
                 sk_model=model, name="model", signature=signature,
                 input_example=pd.DataFrame(example), pip_requirements=requirements,
@@ -142,6 +147,13 @@ def _log_run(reg, exp_id: str, ctx: Context, model, tags: dict, params: dict,
             )
             mlflow.set_tag("govpipe.logged", "true")  # the last step: the run is complete
             return run.info.run_id
+
+
+def _seen_rows(ctx: Context, model) -> bytes:
+    import pandas as pd
+
+    train = pd.read_parquet(ctx.input(SPLIT["train"]))
+    return seen_rows.encode(train, [*model.input_columns, ctx.params.data.target.column])
 
 
 def _version(dist: str) -> str:
@@ -307,14 +319,18 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     candidate = promotion.figures(cfg.promotion, own["performance"], own["fairness"],
                                   _breakdown_keys(p))
     started = time.perf_counter()
-    anchor_figures, rescored = (None, False) if anchor is None else \
-        _anchor_figures(reg, ctx, anchor, split_sha)
-    if isinstance(anchor_figures, str):  # the anchor could not be scored: fail closed
+    evidence: dict = {"rescored": False}
+    if anchor is None:
         comparison = promotion.compare(cfg.promotion, candidate, None)
-        comparison.update(passed=False, margin=None, reasons=[anchor_figures])
     else:
-        comparison = promotion.compare(cfg.promotion, candidate, anchor_figures)
-    comparison.update(anchor_version=anchor, rescored=rescored, split=p.governance.split,
+        try:
+            candidate, champion, evidence = _on_same_rows(reg, ctx, anchor, split_sha,
+                                                          candidate)
+            comparison = promotion.compare(cfg.promotion, candidate, champion)
+        except _Unscorable as e:  # fail closed: no comparison, no promotion
+            comparison = promotion.compare(cfg.promotion, candidate, None)
+            comparison.update(passed=False, margin=None, reasons=[str(e)])
+    comparison.update(anchor_version=anchor, split=p.governance.split, **evidence,
                       seconds=round(time.perf_counter() - started, 3))
     record = {
         champions.ROUND_TAG: round_id, champions.ANCHOR_TAG: anchor or champions.NO_ANCHOR,
@@ -368,9 +384,16 @@ def _breakdown_keys(p) -> list[str]:
     return attrs + ["*".join(c) for c in p.metrics.crossings(attrs)]
 
 
-def _anchor_figures(reg, ctx: Context, anchor: str, split_sha: str):
-    """(the anchor champion's figures on this candidate's split, whether it was re-scored), or
-    (a reason string, True) when it cannot be scored."""
+class _Unscorable(Exception):
+    """The anchor champion cannot be scored on this candidate's split."""
+
+
+def _on_same_rows(reg, ctx: Context, anchor: str, split_sha: str, candidate: dict):
+    """(candidate figures, anchor figures, evidence) on the same evaluation rows.
+
+    Same split as the anchor was judged on: both models' recorded figures. Another split: both
+    models scored afresh, with the metrics stage's own evaluation, on the rows of this split
+    the anchor never trained on (pipeline.evaluation.seen_rows)."""
     from pipeline.audit import promotion
     from pipeline.tracking.client import ARTIFACT_SHA_TAG, RegistryError
 
@@ -379,26 +402,44 @@ def _anchor_figures(reg, ctx: Context, anchor: str, split_sha: str):
     keys = _breakdown_keys(p)
     if mv.tags.get(champions.SPLIT_TAG) == split_sha and champions.FIGURES_TAG in mv.tags:
         recorded = json.loads(mv.tags[champions.FIGURES_TAG])
-        return promotion.figures(cfg.promotion, recorded["performance"], recorded["fairness"],
-                                 keys), False
+        return candidate, promotion.figures(cfg.promotion, recorded["performance"],
+                                            recorded["fairness"], keys), {"rescored": False}
     import pandas as pd
 
-    from pipeline.evaluation.split_scores import score_split
-    from pipeline.fairness.report import summary
+    from pipeline.model import load
     from pipeline.runtime.errors import ModelRefused
 
     what = f"champion version {anchor} of '{cfg.model_name}'"
     try:
-        model = reg.load_verified(f"models:/{cfg.model_name}/{anchor}",
-                                  mv.tags.get(ARTIFACT_SHA_TAG, ""), what)
+        champion = reg.load_verified(f"models:/{cfg.model_name}/{anchor}",
+                                     mv.tags.get(ARTIFACT_SHA_TAG, ""), what)
         df = pd.read_parquet(ctx.input(SPLIT[p.governance.split]))
-        scores = score_split(model, df, p.data, p.metrics,
-                             threshold=float(mv.tags.get("threshold", p.metrics.threshold)),
-                             seed=p.seed, n_boot=0)
-    except (ModelRefused, RegistryError, KeyError, ValueError) as e:
-        return f"{what} could not be scored on this split ({e}); not promoted", True
-    return promotion.figures(cfg.promotion, scores.performance, summary(scores.fairness),
-                             keys), True
+        with tempfile.TemporaryDirectory(prefix="govpipe-seen-") as tmp:
+            seen = reg.download(f"runs:/{mv.run_id}/{seen_rows.ARTIFACT}", Path(tmp))
+            mask, _ = seen_rows.unseen(df, seen.read_bytes())
+    except (ModelRefused, RegistryError, KeyError, ValueError, OSError) as e:
+        raise _Unscorable(f"{what} could not be scored on this candidate's split ({e}); not "
+                          "promoted") from None
+    rows = df[mask]
+    if len(rows) < p.metrics.min_count:
+        raise _Unscorable(f"only {len(rows)} rows of this split were unseen by {what}: too "
+                          "few to compare on; not promoted")
+    own = load(ctx.input(MODEL))
+    champion_threshold = float(mv.tags.get("threshold", p.metrics.threshold))
+    return (_figures_of(own, rows, ctx, p.metrics.threshold),
+            _figures_of(champion, rows, ctx, champion_threshold),
+            {"rescored": True, "rows": int(len(rows)), "rows_seen_by_anchor": int((~mask).sum())})
+
+
+def _figures_of(model, rows, ctx: Context, threshold: float) -> dict:
+    from pipeline.audit import promotion
+    from pipeline.evaluation.split_scores import score_split
+    from pipeline.fairness.report import summary
+
+    p = ctx.params
+    s = score_split(model, rows, p.data, p.metrics, threshold=threshold, seed=p.seed, n_boot=0)
+    return promotion.figures(p.registry.promotion, s.performance, summary(s.fairness),
+                             _breakdown_keys(p))
 
 
 def _write_outputs(ctx: Context, decision: Decision, registered: dict | None, model_sha: str,
