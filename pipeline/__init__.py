@@ -12,9 +12,12 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     train.py          stage: fit the model (and mitigator), save one GovernedModel
     metrics.py        stage: performance and fairness on val/test, DVC metrics and plots
     governance.py     stage: gates, verdict, model card
-    register.py       stage: re-derive the verdict, log to MLflow, register, move aliases
+    register.py       stage: re-derive the verdict, log to MLflow, register, let the
+                      promotion policy pick the champion
     compose.py        tool: write params.yaml from conf/
-    champion.py       tool: print the registry's champion
+    verdict.py        tool: exit 1 unless the workspace's model may become champion (CI)
+    champion.py       tool: print the registry's champion and the history of its moves
+    promote.py        tool: human oversight: promote a VALIDATED version, roll back
     model.py          GovernedModel, the artefact; stays here because pickles name
                       `pipeline.model.GovernedModel` and MLflow ships this one file with them
     loaders.py        model sources for the server (`_target_: pipeline.loaders.…` in
@@ -48,8 +51,11 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       profile.py      the ingest report's counts and ranges
     modelling/        the unfitted model (train)
       estimators.py   preprocessing + configured estimator
-    evaluation/       performance of scores (metrics)
+    evaluation/       performance of scores (metrics, register)
+      names.py        performance metric names and directions (no heavy imports)
       performance.py  threshold/ranking metrics, bootstrap CIs, plot data
+      split_scores.py one model on one split, as the metrics stage scores it
+      seen_rows.py    hashes of the rows a model trained on (fair comparisons)
     fairness/         group fairness (metrics); see its own map
       names.py        built-in metric names (no heavy imports: config needs them)
       groups.py       per-group stats, exclusion, intersections
@@ -70,6 +76,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     audit/            the judgement and its documents (governance, register)
       gates.py        criteria against metrics, the verdict
       policy.py       the policy committed in conf/
+      rederive.py     the verdict derived again from the evidence (register, verdict)
+      promotion.py    the promotion policy: candidate against champion, a round's best
       model_card.py   model card and bias audit
       document.py     one document -> Markdown and HTML
       charts.py       inline SVG
@@ -77,6 +85,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       lineage.py      git state, data and params hashes
       payload.py      params, metrics, tags as MLflow accepts them
       client.py       tracking/registry calls with retries, aliases, the champion
+      champions.py    champion moves, their history, rounds and anchors
+      settings.py     the registry config for the user tools (params.yaml + overrides)
 
 Heavy third-party packages (pandas, scikit-learn, fairlearn, mlflow, matplotlib) are imported
 inside the functions that use them, so validating a config or a failing stage costs no second

@@ -94,8 +94,8 @@ def test_rejected_under_overridden_warn_is_a_tagged_challenger(repo):
 # -- 2. an edited verdict -------------------------------------------------------------------------
 def test_an_edited_verdict_is_refused(repo):
     try:
-        out = exp(repo, "-S", "mitigation=none", temp=False)  # REJECTED: register refuses
-        assert out.returncode != 0 and "REJECTED by governance" in out.stderr + out.stdout
+        out = exp(repo, "-S", "mitigation=none", temp=False)  # REJECTED: kept, not registered
+        assert out.returncode == 0 and "REJECTED by governance" in out.stderr + out.stdout
         path = repo / "reports" / "governance.json"
         gov = json.loads(path.read_text())
         assert gov["verdict"] == "REJECTED"
@@ -137,8 +137,8 @@ def test_gates_judged_under_other_params_are_stale(repo):
 # -- 4. gates are not experiment parameters -------------------------------------------------------
 def test_an_experiment_cannot_switch_the_gates_off(repo):
     out = exp(repo, "-S", "mitigation=none", "-S", "governance.fairness=[]")
-    assert out.returncode != 0
-    assert "REJECTED by governance" in out.stderr + out.stdout
+    assert out.returncode == 0, out.stderr  # the experiment is kept; the registry is not
+    assert "not registered: REJECTED by governance" in out.stderr + out.stdout
     assert "disparate_impact_ratio on sex" in out.stderr + out.stdout
     assert_fail_closed(repo)
 
@@ -163,10 +163,15 @@ def test_a_reused_version_gets_fresh_tags_and_loses_the_challenger_alias(built, 
     scrubbed(out.stdout + out.stderr)
     ch = version_of_alias(repo, "challenger")
     assert ch.tags["verdict"] == "REJECTED"
-    # A real policy change is a commit: drop the fairness gates on sex, recompose, commit.
+    # A real policy change is a commit: drop the fairness gates on sex and the promotion
+    # policy's fairness limits (the unmitigated model is far less fair than the champion),
+    # recompose, commit.
     conf = repo / "conf" / "governance" / "adult.yaml"
     lines = [ln for ln in conf.read_text().splitlines() if "attributes: [sex]" not in ln]
     conf.write_text("\n".join(lines) + "\n")
+    conf = repo / "conf" / "registry" / "embedded.yaml"
+    lines = [ln for ln in conf.read_text().splitlines() if "max_regression:" not in ln]
+    conf.write_text("\n".join(lines).replace("fairness:  ", "fairness: []  ") + "\n")
     run([sys.executable, "-m", "pipeline.compose"], repo)
     run(["git", "commit", "-qam", "relaxed policy (reviewed)"], repo)
     out = exp(repo, "-S", "mitigation=none")
@@ -250,11 +255,13 @@ def test_the_queue_with_two_jobs_registers_a_shared_model_once(repo):
     try:
         run([DVC, "queue", "start", "-j", "2"], repo)
         _wait_for_queue(repo)
-        # the seed-5 model is VALIDATED: it is the champion now, once
+        # the seed-5 model is VALIDATED and registered once; champion or challenger is the
+        # promotion policy's call, recorded on the version
         champion = version_of_alias(repo, "champion")
         versions = assert_fail_closed(repo, champion=str(champion.version))
-        new = [v for v in versions.values() if v.tags["model_sha256"] not in before]
-        assert [v.version for v in new] == [champion.version]
+        [new] = [v for v in versions.values() if v.tags["model_sha256"] not in before]
+        passed = new.tags["promotion_passed"] == "true"
+        assert (str(champion.version) == str(new.version)) == passed, new.tags
     finally:
         client(repo).set_registered_model_alias(MODEL, "champion", "1")  # for the next tests
 
@@ -510,7 +517,8 @@ def test_uncommitted_relaxed_gates_with_allow_dirty_are_not_the_policy(repo):
         run([sys.executable, "-m", "pipeline.compose"], repo)
         out = exp(repo, "-S", "mitigation=none", "-S", "registry.allow_dirty=true")
         text = out.stdout + out.stderr
-        assert out.returncode != 0 and "REJECTED by governance" in text, text[-3000:]
+        assert out.returncode == 0 and "not registered: REJECTED by governance" in text, \
+            text[-3000:]
         assert "disparate_impact_ratio on sex" in text
     finally:
         restore(repo)
