@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import VENV_BIN, clone_built, run
 
-pytestmark = pytest.mark.slow
+# Two queued sweeps in the module fixture: minutes, more than the default per-test timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 DVC = str(VENV_BIN / "dvc")
 MODEL = "govpipe-adult"
 FAST = ("-S", "metrics.n_boot=20")  # not policy: the comparisons are under test
