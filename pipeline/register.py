@@ -346,6 +346,10 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     moved = settle(reg, cfg, round_id, anchor)
     comparison["champion_after"] = reg.alias_version(cfg.model_name, cfg.champion_alias)
     comparison["moves"] = moved
+    md, html = promotion.addendum(comparison, cfg.model_name, str(version.version))
+    for text, name in ((md, "model_card_promotion.md"), (html, "model_card_promotion.html")):
+        reg.call("upload the promotion addendum", reg.client.log_text, version.run_id, text,
+                 f"reports/{name}")
     log.info("promotion policy: %s vs anchor %s: %s", f"version {version.version}",
              anchor or "(none)", "; ".join(comparison["reasons"]))
     return comparison

@@ -252,3 +252,17 @@ def test_oversight_refuses_what_may_not_be_champion(swept):
     forged = promote(swept, rejected, "--reason", "x", db="mlflow-c.db")
     assert forged.returncode == 2, forged.stdout  # ... still judged again: REJECTED under HEAD
     assert "REJECTED under the policy committed now" in forged.stderr, forged.stderr
+
+
+def test_make_exp_show_lists_verdicts_and_failing_gates(swept):
+    """The Makefile's `exp-show` command, as written there, on the swept repo."""
+    import shlex
+
+    from tests.conftest import ROOT
+
+    recipe = (ROOT / "Makefile").read_text().split("\nexp-show:", 1)[1].splitlines()[1]
+    cmd = shlex.split(recipe.strip().replace("$$", "$").split(" ", 1)[1])
+    out = run(cmd, swept, COLUMNS="250").stdout
+    assert "failed_gates" in out and "registered" in out and "verdict" in out, out
+    [unfair] = [ln for ln in out.splitlines() if "[unfair]" in ln]
+    assert "REJECTED" in unfair and "dir:sex" in unfair, unfair

@@ -100,3 +100,32 @@ def best(pool: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not ranked:
         return None
     return min(ranked, key=lambda c: (-c["margin"], c["sha"]))
+
+
+def addendum(comparison: dict[str, Any], model: str, version: str) -> tuple[str, str]:
+    """The model card's promotion section, as (Markdown, HTML): uploaded next to the card
+    governance judged (which cannot hold it: the comparison happens at registration)."""
+    from pipeline.audit.document import Section, Table, to_html, to_markdown
+
+    champion = comparison.get("champion") or {}
+    candidate = comparison.get("candidate") or {}
+    rows = [[candidate.get("metric"), candidate.get("value"), champion.get("value")]]
+    rows += [[k, v, (champion.get("fairness") or {}).get(k)]
+             for k, v in (candidate.get("fairness") or {}).items()]
+    anchor = comparison.get("anchor_version")
+    where = ("recorded figures, same split" if not comparison.get("rescored") else
+             f"both models re-scored on {comparison.get('rows')} rows of the candidate's "
+             f"{comparison.get('split')} split the champion never trained on "
+             f"({comparison.get('rows_seen_by_anchor')} seen rows left out)")
+    outcome = "passed" if comparison.get("passed") else "did not pass"
+    section = Section("Promotion decision").add(
+        f"Version {version} of {model} {outcome} the promotion policy against "
+        f"{'champion version ' + anchor if anchor else 'no champion (first eligible version)'}"
+        f"; compared on {where}. Champion after registration: version "
+        f"{comparison.get('champion_after') or '—'}.",
+        list(comparison.get("reasons") or []),
+        Table(["figure", f"version {version}", f"champion {anchor or '—'}"], rows,
+              "primary metric, then fairness non-regression figures"),
+    )
+    title = f"Model card addendum: promotion of {model} version {version}"
+    return to_markdown(title, [section]), to_html(title, [section])
