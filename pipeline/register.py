@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.audit import policy
+from pipeline.audit import keys, policy
 from pipeline.runtime.errors import PipelineError
 from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
+    ATTESTATION,
     FAIRNESS,
     FAIRNESS_REPORT,
     GOVERNANCE_REPORT,
@@ -53,8 +54,8 @@ from pipeline.tracking import lineage
 
 log = logging.getLogger("pipeline.register")
 
-OUTS = (PROMOTION, REGISTRATION)
-UNTRACKED_OUTS = (REGISTRATION,)  # not a DVC output: see the module docstring
+OUTS = (PROMOTION, REGISTRATION, ATTESTATION)
+UNTRACKED_OUTS = (REGISTRATION, ATTESTATION)  # not DVC outputs: see the module docstring
 PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "registry",
           "seed")
 # It re-hashes the judged sections against governance's params_hash and logs the config as
@@ -334,10 +335,16 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
 
 
 def run(ctx: Context) -> None:
+    from pipeline.tracking import attestations
     from pipeline.tracking.client import Registry, store_lock, validate_names
 
     cfg = ctx.params.registry
     validate_names(cfg.model_name, cfg.champion_alias, cfg.challenger_alias)
+    # Register attests, not governance: governance's outputs are DVC-cached and byte-identical
+    # across runs and clones, a statement with a commit, a version and a time cannot be; and
+    # the verdict worth signing is the one re-derived here (`decide`). The key is loaded before
+    # anything touches the registry: a bad key registers nothing.
+    signing_key = keys.signing_key()
     model_path = ctx.input(MODEL)
     if not model_path.exists():
         raise Refused(f"{MODEL} is missing: run the train stage first")
@@ -356,6 +363,8 @@ def run(ctx: Context) -> None:
         version, reused = _version_of(reg, ctx, gov, model_path, model_sha, tags, judgement)
         _fault("register")
         _complete_tags(reg, cfg.model_name, version, tags, judgement, decision.promote)
+        attestations.attest(reg, cfg.model_name, version, signing_key, tags, decision,
+                            ctx.outputs.path(ATTESTATION))
         alias = _move_aliases(reg, cfg, version, decision.promote)
         aliases = reg.versions_by_alias(cfg.model_name)
     _write_outputs(ctx, decision, version, model_sha, alias, reused, aliases)
