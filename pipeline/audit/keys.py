@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pipeline.runtime.errors import PipelineError
@@ -96,7 +97,7 @@ def _private(data: bytes, where: str) -> Ed25519PrivateKey:
         raise SigningKeyError(f"{where}: not a PEM private key (expected an Ed25519 key, "
                               "e.g. from `python -m pipeline.attest keygen DIR`)") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{where}: a {_kind(key)} key, not Ed25519")
+        raise SigningKeyError(f"{where}: {_kind(key)} key, not Ed25519")
     return key
 
 
@@ -114,13 +115,16 @@ def public_key(path: str | Path, what: str = "public key") -> Ed25519PublicKey:
         hint = " (this is a private key: give the .pub file)" if b"PRIVATE KEY" in data else ""
         raise SigningKeyError(f"{what} {file}: not a PEM public key{hint}") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise SigningKeyError(f"{what} {file}: a {_kind(key)} key, not Ed25519")
+        raise SigningKeyError(f"{what} {file}: {_kind(key)} key, not Ed25519")
     return key
 
 
 def _kind(key: object) -> str:
-    return type(key).__name__.removeprefix("_").replace("PrivateKey", "").replace(
-        "PublicKey", "") or "different"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"an ECDSA ({key.curve.name})"
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"an RSA-{key.key_size}"
+    return f"a {type(key).__name__}"
 
 
 def generate(directory: Path, cwd: Path | None = None) -> tuple[Path, Path, str]:
