@@ -109,13 +109,8 @@ def parse(env: Any) -> tuple[dict[str, Any], bytes, list[dict[str, str]]]:
     malformed. Says nothing about whether it is signed or by whom."""
     if not isinstance(env, Mapping):
         raise AttestationError("the envelope is not a JSON object")
-    if env.get("payloadType") != PAYLOAD_TYPE:
-        raise AttestationError(f"envelope payloadType is {env.get('payloadType')!r}, not "
-                               f"{PAYLOAD_TYPE!r}")
-    sigs = env.get("signatures")
-    if not isinstance(sigs, list) or not all(
-            isinstance(s, Mapping) and isinstance(s.get("sig"), str) for s in sigs):
-        raise AttestationError("envelope signatures are not a list of {keyid, sig}")
+    _expect(env, "payloadType", PAYLOAD_TYPE, "envelope")
+    sigs = _records(env, "signatures", "sig", str, "envelope")
     body = _b64(env.get("payload"), "envelope payload")
     try:
         stmt = json.loads(body)
@@ -124,16 +119,25 @@ def parse(env: Any) -> tuple[dict[str, Any], bytes, list[dict[str, str]]]:
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
         raise AttestationError(f"payload is not an in-toto Statement v1 (_type "
                                f"{stmt.get('_type') if isinstance(stmt, dict) else None!r})")
-    if stmt.get("predicateType") != PREDICATE_TYPE:
-        raise AttestationError(f"statement predicateType is {stmt.get('predicateType')!r}, "
-                               f"not {PREDICATE_TYPE!r}")
-    subjects = stmt.get("subject")
-    if not isinstance(subjects, list) or not all(
-            isinstance(s, Mapping) and isinstance(s.get("digest"), Mapping) for s in subjects):
-        raise AttestationError("statement subject is not a list of {name, digest}")
+    _expect(stmt, "predicateType", PREDICATE_TYPE, "statement")
+    _records(stmt, "subject", "digest", Mapping, "statement")
     if not isinstance(stmt.get("predicate"), Mapping):
         raise AttestationError("statement has no predicate")
     return stmt, body, [dict(s) for s in sigs]
+
+
+def _expect(obj: Mapping, key: str, want: str, what: str) -> None:
+    if obj.get(key) != want:
+        raise AttestationError(f"{what} {key} is {obj.get(key)!r}, not {want!r}")
+
+
+def _records(obj: Mapping, key: str, field: str, kind: type, what: str) -> list:
+    """obj[key] as a list of objects whose `field` is a `kind`."""
+    value = obj.get(key)
+    if not isinstance(value, list) or not all(
+            isinstance(v, Mapping) and isinstance(v.get(field), kind) for v in value):
+        raise AttestationError(f"{what} {key} is not a list of objects with a {field!r}")
+    return value
 
 
 def _b64(value: Any, what: str) -> bytes:
