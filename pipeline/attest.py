@@ -131,8 +131,9 @@ def verify(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     pred = stmt["predicate"]
     print(f"OK: {attestation.model_uri(pred['model']['name'], pred['model']['version'])} "
-          f"signed by key {keys.keyid(public)}; verdict {pred['verdict']}; attested "
-          f"{pred['time']} at commit {pred['git_commit'][:12]}")
+          f"signed by key {keys.keyid(public)}; verdict {pred['verdict']}"
+          f"{'' if pred.get('promoted') else ' (not promoted)'}; attested {pred['time']} at "
+          f"commit {pred['git_commit'][:12]}")
     return 0
 
 

@@ -132,7 +132,8 @@ class MlflowRegistrySource:
                     "registration (changed in the artifact store)")
             if self.public_key is not None:
                 _, problems = examine(envelope, self.public_key, name=self.model_name,
-                                      version=info["version"], artifact_sha256=digest)
+                                      version=info["version"], artifact_sha256=digest,
+                                      served=True)
                 if problems:
                     raise ModelRefused(f"{what} is not served: its attestation does not "
                                        f"verify: {'; '.join(problems)}")

@@ -117,6 +117,17 @@ def test_a_signed_rejected_statement_is_not_validated(key):
     assert problems == ["verdict is 'REJECTED', not 'VALIDATED'"]
 
 
+def test_a_signed_challenger_verifies_but_is_not_servable(key):
+    challenger = {**judgement(), "promoted": False, "policy_overrides": ["metrics.min_count"]}
+    env_ = attestation.envelope(attestation.statement(
+        "govpipe-adult", 3, MODEL_SHA, ARTIFACT_SHA, challenger), key)
+    assert attestation.examine(env_, key.public_key(), **expected())[1] == []
+    _, problems = attestation.examine(env_, key.public_key(), **expected(), served=True)
+    assert problems == ["the statement says it was not promoted by the register stage",
+                        "the statement says it was judged under overridden policy "
+                        "(metrics.min_count)"]
+
+
 def test_unsigned_statement_says_so_and_never_verifies(key):
     env_ = attestation.envelope(stmt(), None)
     assert env_["signatures"] == []

@@ -170,9 +170,12 @@ def signature_problem(body: bytes, signatures: list[dict[str, str]],
 
 
 def check(stmt: Mapping[str, Any], *, name: str | None = None, version: str | None = None,
-          model_sha256: str | None = None, artifact_sha256: str | None = None) -> list[str]:
+          model_sha256: str | None = None, artifact_sha256: str | None = None,
+          served: bool = False) -> list[str]:
     """What in a (parsed) statement contradicts the expected model: subject digests against
-    the artefact actually at hand, model name and version, a verdict other than VALIDATED."""
+    the artefact actually at hand, model name and version, a verdict other than VALIDATED.
+    `served`: also a statement that register did not promote (a challenger, or judged under
+    overridden policy), which edited tags and a moved alias could otherwise put in service."""
     problems = []
     pred = stmt["predicate"]
     model = pred.get("model") or {}
@@ -193,10 +196,15 @@ def check(stmt: Mapping[str, Any], *, name: str | None = None, version: str | No
                             f"the artefact at hand hashes to {actual[:16]}…")
     if pred.get("verdict") != "VALIDATED":
         problems.append(f"verdict is {pred.get('verdict')!r}, not 'VALIDATED'")
+    if served and pred.get("promoted") is not True:
+        problems.append("the statement says it was not promoted by the register stage")
+    if served and pred.get("policy_overrides"):
+        problems.append(f"the statement says it was judged under overridden policy "
+                        f"({', '.join(map(str, pred['policy_overrides']))})")
     return problems
 
 
-def examine(env: Any, public: Ed25519PublicKey, **expected: str | None
+def examine(env: Any, public: Ed25519PublicKey, **expected: Any
             ) -> tuple[dict[str, Any] | None, list[str]]:
     """(statement, every problem): malformed, badly signed or from another key, or
     contradicting `expected` (see `check`). An empty list means it verifies."""
