@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
 .PHONY: setup data run test params lint bench clean champion serve exp-show browser verdict \
-	promote rollback
+	promote rollback keygen verify
 
 # The stamp depends on the lock file, so a changed lock re-syncs the environment.
 $(VENV)/.synced: uv.lock pyproject.toml
@@ -55,6 +55,15 @@ promote: setup
 
 rollback: setup
 	python -m pipeline.promote --rollback --reason "$(REASON)"
+
+# Signed evidence (README): a key pair outside the repo; verify a registered version.
+keygen: setup
+	@test -n "$(DIR)" || (echo "usage: make keygen DIR=~/.config/govpipe" >&2; exit 2)
+	python -m pipeline.attest keygen $(DIR)
+
+verify: setup
+	@test -n "$(VERSION)" -a -n "$(PUBLIC_KEY)" || (echo "usage: make verify VERSION=N PUBLIC_KEY=FILE" >&2; exit 2)
+	python -m pipeline.attest verify $(VERSION) --public-key $(PUBLIC_KEY)
 
 # `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise): the
 # verdict, the failing gates and whether the registry took it, per experiment.

@@ -18,6 +18,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     verdict.py        tool: exit 1 unless the workspace's model may become champion (CI)
     champion.py       tool: print the registry's champion and the history of its moves
     promote.py        tool: human oversight: promote a VALIDATED version, roll back
+    attest.py         tool: make a signing key pair, verify a version's signed attestation
     model.py          GovernedModel, the artefact; stays here because pickles name
                       `pipeline.model.GovernedModel` and MLflow ships this one file with them
     loaders.py        model sources for the server (`_target_: pipeline.loaders.…` in
@@ -81,12 +82,15 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       model_card.py   model card and bias audit
       document.py     one document -> Markdown and HTML
       charts.py       inline SVG
+      attestation.py  the in-toto statement of a judgement and its DSSE envelope (Ed25519)
+      keys.py         signing and public keys: from the environment, never the repo; key ids
     tracking/         the MLflow side (register, champion, loaders)
       lineage.py      git state, data and params hashes
       payload.py      params, metrics, tags as MLflow accepts them
       client.py       tracking/registry calls with retries, aliases, the champion
       champions.py    champion moves, their history, rounds and anchors
       settings.py     the registry config for the user tools (params.yaml + overrides)
+      attestations.py a version's attestation: uploaded and tagged, fetched and checked
 
 Heavy third-party packages (pandas, scikit-learn, fairlearn, mlflow, matplotlib) are imported
 inside the functions that use them, so validating a config or a failing stage costs no second

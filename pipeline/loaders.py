@@ -10,11 +10,13 @@ two methods, named by `_target_` in config; callers never change.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pipeline.audit.attestation import AttestationError, examine
 from pipeline.runtime.errors import ConfigError
 from pipeline.runtime.hashing import file_sha256
 
@@ -76,14 +78,24 @@ class MlflowRegistrySource:
     The alias alone is not trusted (anyone with write access to the registry can move it):
     `load()` refuses, with ModelRefused and before anything is unpickled, a version whose tags
     are not VALIDATED and promoted by the register stage, or whose downloaded files differ from
-    the `artifact_sha256` recorded at registration."""
+    the `artifact_sha256` recorded at registration. With `public_key` (an Ed25519 PEM file) it
+    also refuses a version without a statement signed by that key whose subject is the
+    downloaded artefact and whose verdict is VALIDATED (tags can be edited; a signature
+    cannot be forged without the private key)."""
 
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
                  retries: int = 1, backoff_seconds: float = 0.5,
-                 timeout_seconds: float = 5) -> None:
+                 timeout_seconds: float = 5, public_key: str | None = None,
+                 public_key_env: str | None = None) -> None:
+        from pipeline.audit.keys import public_key as load_public_key
         from pipeline.tracking.client import Registry
 
         self.model_name, self.alias = model_name, alias
+        # Read once, at startup: a missing or wrong key stops the server before it serves.
+        where = "serve source public_key"
+        if not public_key and public_key_env and os.environ.get(public_key_env):
+            public_key, where = os.environ[public_key_env], public_key_env
+        self.public_key = load_public_key(public_key, where) if public_key else None
         self.registry = Registry(tracking_uri, retries=retries, backoff=backoff_seconds,
                                  timeout=timeout_seconds)
 
@@ -95,12 +107,7 @@ class MlflowRegistrySource:
         return self.registry.champion(self.model_name, self.alias)["version"]
 
     def load(self) -> LoadedModel:
-        import tempfile
-
-        import mlflow.sklearn
-
         from pipeline.runtime.errors import ModelRefused
-        from pipeline.runtime.hashing import tree_sha256
         from pipeline.tracking.client import ARTIFACT_SHA_TAG, servable
 
         info = self.registry.champion(self.model_name, self.alias)
@@ -108,15 +115,29 @@ class MlflowRegistrySource:
         problems = servable(info["tags"])
         if problems:
             raise ModelRefused(f"{what} is not served: {'; '.join(problems)}")
-        with tempfile.TemporaryDirectory(prefix="govpipe-model-") as tmp:
-            # The resolved version, not the alias: the alias may move in between.
-            local = self.registry.download(info["uri"], Path(tmp))
-            digest = tree_sha256(local)
-            if digest != info["tags"][ARTIFACT_SHA_TAG]:
-                raise ModelRefused(
-                    f"{what} is not served: its stored files hash to {digest[:12]}…, not the "
-                    f"{ARTIFACT_SHA_TAG} {info['tags'][ARTIFACT_SHA_TAG][:12]}… recorded at "
-                    "registration (changed in the artifact store)")
-            model = self.registry.call("load the model", mlflow.sklearn.load_model, str(local))
+        recorded = info["tags"][ARTIFACT_SHA_TAG]
+        if self.public_key is not None:
+            # The statement must name the recorded digest; load_verified then checks that the
+            # downloaded files hash to it, so the signature covers the bytes unpickled.
+            _, problems = examine(self._envelope(info, what), self.public_key,
+                                  name=self.model_name, version=info["version"],
+                                  artifact_sha256=recorded, served=True)
+            if problems:
+                raise ModelRefused(f"{what} is not served: its attestation does not verify: "
+                                   f"{'; '.join(problems)}")
+        # The resolved version, not the alias: the alias may move in between.
+        model = self.registry.load_verified(info["uri"], recorded, f"{what} is not served")
         return LoadedModel(model=model, name=self.model_name, version=str(info["version"]),
                            uri=info["uri"], metadata=info["tags"])
+
+    def _envelope(self, info: dict, what: str) -> dict | None:
+        """The version's attestation when a public key is configured (None otherwise)."""
+        from pipeline.runtime.errors import ModelRefused
+        from pipeline.tracking import attestations
+
+        if self.public_key is None:
+            return None
+        try:
+            return attestations.fetch(self.registry, self.model_name, info["version"])
+        except AttestationError as e:
+            raise ModelRefused(f"{what} is not served: {e}") from None

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.audit import keys
 from pipeline.audit.rederive import (
     UPLOADS,
     Decision,
@@ -47,6 +48,7 @@ from pipeline.audit.rederive import (
 from pipeline.evaluation import seen_rows
 from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
+    ATTESTATION,
     FAIRNESS,
     MODEL,
     PERFORMANCE,
@@ -59,8 +61,8 @@ from pipeline.tracking import champions, lineage
 
 log = logging.getLogger("pipeline.register")
 
-OUTS = (PROMOTION, REGISTRATION)
-UNTRACKED_OUTS = (REGISTRATION,)  # not a DVC output: see the module docstring
+OUTS = (PROMOTION, REGISTRATION, ATTESTATION)
+UNTRACKED_OUTS = (REGISTRATION, ATTESTATION)  # not DVC outputs: see the module docstring
 PARAMS = ("data", "split", "model", "mitigation", "metrics", "governance", "privacy", "registry",
           "seed")
 # It re-hashes the judged sections against governance's params_hash and logs the config as
@@ -231,10 +233,16 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
 
 
 def run(ctx: Context) -> None:
+    from pipeline.tracking import attestations
     from pipeline.tracking.client import Registry, store_lock, validate_names
 
     cfg = ctx.params.registry
     validate_names(cfg.model_name, cfg.champion_alias, cfg.challenger_alias)
+    # Register attests, not governance: governance's outputs are DVC-cached and byte-identical
+    # across runs and clones, a statement with a commit, a version and a time cannot be; and
+    # the verdict worth signing is the one re-derived here (`decide`). The key is loaded before
+    # anything touches the registry: a bad key registers nothing.
+    signing_key = keys.signing_key()
     model_path = ctx.input(MODEL)
     if not model_path.exists():
         raise Refused(f"{MODEL} is missing: run the train stage first")
@@ -243,11 +251,13 @@ def run(ctx: Context) -> None:
     check_judged(ctx, gov, model_sha)
     scan_uploads(ctx, gov)
     decision = decide(ctx, gov)
+    tags, judgement = _tags(ctx, gov, decision, model_sha)
     if not decision.register:  # REJECTED under block: an outcome, kept by DVC, not registered
+        ctx.outputs.write_json(ATTESTATION, attestations.envelope(
+            cfg.model_name, None, signing_key, tags, decision))  # the statement of why
         _write_outputs(ctx, decision, None, model_sha, {}, None)
         return
     _check_clean(cfg)
-    tags, judgement = _tags(ctx, gov, decision, model_sha)
 
     with store_lock(cfg.tracking_uri):
         reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
@@ -256,6 +266,8 @@ def run(ctx: Context) -> None:
         version, reused = _version_of(reg, ctx, gov, model_path, model_sha, tags, judgement)
         _fault("register")
         _complete_tags(reg, cfg.model_name, version, tags, judgement)
+        attestations.attest(reg, cfg.model_name, version, signing_key, tags, decision,
+                            ctx.outputs.path(ATTESTATION))
         contest = _contest(reg, ctx, version, tags) if decision.eligible else None
         champion = reg.alias_version(cfg.model_name, cfg.champion_alias)
         if champion != str(version.version):

@@ -36,4 +36,5 @@ UPLOADED_REPORTS = (
 )
 
 REGISTRATION = "reports/registration.json"  # what the registry answered (not DVC-tracked)
+ATTESTATION = "reports/attestation.json"  # the signed statement register uploaded (likewise)
 PROMOTION = "metrics/promotion.json"  # what follows from the inputs alone (DVC-tracked)
