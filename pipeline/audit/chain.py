@@ -27,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,10 +246,11 @@ def _check_line(raw: bytes) -> tuple[dict | None, str | None]:
     return rec, None
 
 
-def verify(directory: Path) -> Report:
+def verify(directory: Path, on_record: Callable[[dict], None] | None = None) -> Report:
     """Walk every stream's chain across its segments; one Problem per broken stream (the
     first broken link: file, line, what is wrong; later records of that stream are unchecked
-    links)."""
+    links). `on_record` sees each record that verified, in chain order (the monitor reads the
+    log in this one pass)."""
     report = Report()
     streams = segments(directory)
     heads: list[tuple[str, int, str, Path]] = []  # first record of each stream
@@ -280,6 +281,8 @@ def verify(directory: Path) -> Report:
                     seq, prev = rec["seq"], rec["hash"]
                     closed = rec["kind"] == "close"
                     _count(report, rec)
+                    if on_record is not None:
+                        on_record(rec)
             if problem is not None:
                 break
         if problem is not None:
