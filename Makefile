@@ -10,7 +10,8 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: setup data run test params lint bench clean champion serve exp-show browser
+.PHONY: setup data run test params lint bench clean champion serve exp-show browser \
+	audit-verify monitor
 
 # The stamp depends on the lock file, so a changed lock re-syncs the environment.
 $(VENV)/.synced: uv.lock pyproject.toml
@@ -43,6 +44,15 @@ serve: setup
 champion: setup
 	python -m pipeline.champion
 
+# The server's prediction audit log: verify the chain; judge live traffic (README: After
+# deployment). MONITOR_ARGS e.g. "--since 2026-11-01 --fail-on-alert monitor.window_days=7".
+AUDIT_DIR ?= audit
+audit-verify: setup
+	python -m pipeline.audit verify $(AUDIT_DIR)
+
+monitor: setup
+	python -m pipeline.monitor $(MONITOR_ARGS)
+
 # `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise).
 exp-show: setup
 	dvc exp show --no-pager --drop '.*' --keep '^(model\.|mitigation\.name|seed$$|test\.(acc|bal_acc|roc_auc)$$|test\.(sex|race)\.dir|verdict|failed|warnings)'
@@ -59,6 +69,8 @@ bench: data
 	python bench/register_timing.py
 	python bench/scrub_throughput.py
 	python bench/serve_load.py
+	python bench/audit_overhead.py
+	python bench/monitor_scale.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

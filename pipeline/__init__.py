@@ -15,6 +15,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     register.py       stage: re-derive the verdict, log to MLflow, register, move aliases
     compose.py        tool: write params.yaml from conf/
     champion.py       tool: print the registry's champion
+    monitor.py        tool: live fairness, drift and a verdict over the server's audit log
     model.py          GovernedModel, the artefact; stays here because pickles name
                       `pipeline.model.GovernedModel` and MLflow ships this one file with them
     loaders.py        model sources for the server (`_target_: pipeline.loaders.…` in
@@ -40,7 +41,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       governance.py   governance gates and model card text
       privacy.py      privacy: detector set, custom rules, plug-ins
       registry.py     registry
-      serve.py        serve
+      serve.py        serve (and serve.audit, the audit log)
+      monitor.py      monitor
     dataset/          raw files -> typed frame (ingest)
       read.py         read a dataset's files
       rows.py         typing and row rules
@@ -67,16 +69,25 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       logging_filter.py  the log filter
       columns.py      column policies at ingest (drop, hash, year)
       evaluate.py     precision/recall against a labelled corpus
-    audit/            the judgement and its documents (governance, register)
+    audit/            the judgement and its documents (governance, register), and the
+                      server's prediction audit log
       gates.py        criteria against metrics, the verdict
       policy.py       the policy committed in conf/
       model_card.py   model card and bias audit
       document.py     one document -> Markdown and HTML
       charts.py       inline SVG
+      chain.py        the prediction audit log: hash-chained segments, writer, reader, verify
+      __main__.py     `python -m pipeline.audit verify DIR`
+    monitoring/       the monitor's parts (monitor)
+      logframe.py     the verified log as predictions with their outcomes
+      live.py         one window judged like the test split: fairness, gates, verdict
+      drift.py        PSI and KS against the training data
+      render.py       the HTML report
     tracking/         the MLflow side (register, champion, loaders)
       lineage.py      git state, data and params hashes
       payload.py      params, metrics, tags as MLflow accepts them
       client.py       tracking/registry calls with retries, aliases, the champion
+      monitoring.py   the monitor's verdict as tags on the champion version
 
 Heavy third-party packages (pandas, scikit-learn, fairlearn, mlflow, matplotlib) are imported
 inside the functions that use them, so validating a config or a failing stage costs no second
