@@ -156,21 +156,13 @@ def run(cfg: Any, since: float | None, until: float | None, root: Path | None = 
     ratio_min = next((c.min for c in cfg.governance.fairness
                       if c.metric == "disparate_impact_ratio"), None)
     out = Outputs(root)
-    try:
+
+    def write() -> None:
         out.write_json(Path(mon.output_dir) / REPORT, report)
-        html_path = out.path(Path(mon.output_dir) / HTML)
-        html_path.write_text(render.html(report, ratio_min), encoding="utf-8")
-        written = out.commit()
-    except OSError as e:
-        failure = out.write_error(e)
-        out.abort()
-        if failure is None:
-            raise
-        raise failure from None
-    except BaseException:
-        out.abort()
-        raise
-    for p in written:
+        out.path(Path(mon.output_dir) / HTML).write_text(render.html(report, ratio_min),
+                                                         encoding="utf-8")
+
+    for p in out.run(write):
         log.info("wrote %s", p)
     if mon.tag_registry:
         from pipeline.tracking.monitoring import tag_champion

@@ -80,17 +80,8 @@ class AuditLog:
 
     # -- startup (main process) ----------------------------------------------------------------
     @classmethod
-    def open(cls, spec: Any, api_key: bytes | None,
-             environ: dict[str, str] | None = None) -> AuditLog | None:
-        """Refuse to start (ConfigError/OutputError) unless the log can be written."""
-        if not spec.enabled:
-            return None
-        salt = (environ if environ is not None else os.environ).get(spec.salt_env, "")
-        if not salt:
-            raise ConfigError(
-                f"serve.audit: set the salt of the logged input hash in ${spec.salt_env} "
-                "(a secret; without it the hashes of low-entropy inputs could be reversed), "
-                "or serve.audit.enabled=false")
+    def open(cls, spec: Any, api_key: bytes | None, salt: str) -> AuditLog:
+        """Refuse to start (OutputError) unless the log can be written."""
         directory = Path(spec.dir)
         probe = directory / f".probe-{os.getpid()}"
         try:

@@ -70,14 +70,20 @@ class WorkerStartError(PipelineError):
     """No inference worker could load the model; the message says why."""
 
 
+def secret_from_env(var: str, missing: str, environ: dict[str, str] | None = None) -> str:
+    """A secret the server reads only from the environment; ConfigError `missing` if unset."""
+    value = (environ if environ is not None else os.environ).get(var, "")
+    if not value:
+        raise ConfigError(missing)
+    return value
+
+
 def api_key_from_env(auth: Any, environ: dict[str, str] | None = None) -> bytes | None:
     if not auth.enabled:
         return None
-    key = (environ if environ is not None else os.environ).get(auth.api_key_env, "")
-    if not key:
-        raise ConfigError(
-            f"serve.auth: set the API key in ${auth.api_key_env} "
-            "(or serve.auth.enabled=false for a server nobody else can reach)")
+    key = secret_from_env(auth.api_key_env, (
+        f"serve.auth: set the API key in ${auth.api_key_env} "
+        "(or serve.auth.enabled=false for a server nobody else can reach)"), environ)
     if len(key) < auth.min_length:
         raise ConfigError(
             f"serve.auth: ${auth.api_key_env} is shorter than {auth.min_length} characters")
@@ -263,7 +269,13 @@ def serve(cfg: Any) -> int:
     spec = cfg.serve
     logsetup.configure(spec.log_level)
     api_key = api_key_from_env(spec.auth)
-    audit = AuditLog.open(spec.audit, api_key)  # refuse to start unless it can be written
+    audit = None
+    if spec.audit.enabled:  # refuse to start unless the log can be written
+        salt = secret_from_env(spec.audit.salt_env, (
+            f"serve.audit: set the salt of the logged input hash in ${spec.audit.salt_env} (a "
+            "secret; without it the hashes of low-entropy inputs could be reversed), or "
+            "serve.audit.enabled=false"))
+        audit = AuditLog.open(spec.audit, api_key, salt)
     if os.environ.get("LIT_SERVER_API_KEY"):
         log.warning("LIT_SERVER_API_KEY is ignored; the key comes from $%s",
                     spec.auth.api_key_env)

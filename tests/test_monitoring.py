@@ -10,7 +10,9 @@ start. Every server is stopped by its fixture or test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -206,7 +208,8 @@ def test_two_http_processes_two_workers_under_load_log_every_record_once(built, 
     assert len({(r["request_id"], r["index"]) for r in preds}) == sent
 
 
-def test_the_log_failing_while_serving_refuses_scoring_then_recovers(built, tmp_path):
+def test_the_log_failing_while_serving_refuses_scoring_recovers_and_survives_a_kill(
+        built, tmp_path):
     srv = Server(tmp_path, ["serve/source=local",
                             f"serve.source.path={built / 'artifacts' / 'model.pkl'}",
                             "serve.audit.rotate_mb=0.01", "serve.audit.flush_interval=0.1",
@@ -236,10 +239,13 @@ def test_the_log_failing_while_serving_refuses_scoring_then_recovers(built, tmp_
             assert time.monotonic() < deadline, "the server did not recover"
             time.sleep(0.2)
         ok += srv.post(rec).status_code == 200
+        time.sleep(0.5)  # > flush_interval: everything answered is on disk
+        os.killpg(srv.proc.pid, signal.SIGKILL)  # a crash: no flush, no close record
     finally:
         srv.stop()
     report = verify(audit)
-    assert report.ok, report.problems
+    assert report.ok, report.problems  # no partial line, no gap
+    assert report.open_streams  # killed: its stream has no close record
     assert report.kinds["prediction"] == ok  # every answered record logged, none lost
 
 

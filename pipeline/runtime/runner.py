@@ -103,18 +103,7 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
     install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
     ctx = Context(ParamsView(cfg, params, name), inputs, outputs)
-    try:
-        fn(ctx)
-        written = outputs.commit(expected=[out_root / o for o in outs])
-    except OSError as e:
-        failure = outputs.write_error(e)
-        outputs.abort()
-        if failure is None:
-            raise
-        raise failure from None
-    except BaseException:
-        outputs.abort()
-        raise
+    written = outputs.run(lambda: fn(ctx), expected=[out_root / o for o in outs])
     for p in written:
         log.info("wrote %s", _show(p))
 
