@@ -147,3 +147,15 @@ def test_retention_and_rotation_out_of_range_are_config_errors(key, value, where
     raw["serve"]["audit"][key] = value
     with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
         validate(raw)
+
+
+def test_expect_last_catches_a_chain_rewritten_after_a_kept_hash(tmp_path, capsys):
+    _log(tmp_path)
+    kept = verify(tmp_path).last_hash
+    assert audit_main(["verify", str(tmp_path), "--expect-last", kept]) == 0
+    for f in tmp_path.glob("*.jsonl"):  # a consistent rewrite: a new chain from scratch
+        f.unlink()
+    _log(tmp_path, n=5)
+    assert verify(tmp_path).ok
+    assert audit_main(["verify", str(tmp_path), "--expect-last", kept]) == 1
+    assert "no record has the expected hash" in capsys.readouterr().out

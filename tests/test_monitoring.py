@@ -86,8 +86,9 @@ def test_live_figures_equal_the_metrics_stage_on_the_test_split(server, work, bu
         r = server.post({"outcomes": outcomes[i:i + 1000]}, path="/feedback")
         assert r.status_code == 200 and r.json() == {"accepted": len(outcomes[i:i + 1000])}
     assert server.metric("govpipe_selection_rate", attribute="sex", group="Female") > 0
-    until = time.time() + 1
-    proc = _monitor(work, built, "--until", pd.Timestamp(until, unit="s", tz="UTC").isoformat())
+    until = pd.Timestamp(time.time() + 1, unit="s", tz="UTC").isoformat()
+    (work / "phase1-until").write_text(until)  # later tests judge this window again
+    proc = _monitor(work, built, "--until", until)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((work / "reports" / "monitoring.json").read_text())
     assert report["verdict"] == "OK", report["reasons"] + report["insufficient"]
@@ -139,6 +140,20 @@ def test_a_shifted_population_alerts_naming_the_attribute_and_the_drift(server, 
     assert "drift: PSI of hours-per-week" in reasons and "drift: PSI of education-num" in reasons
     # no outcomes for these: the outcome-based gates are insufficient evidence, not passes
     assert any("outcome(s)" in r for r in report["insufficient"])
+
+
+def test_small_groups_are_insufficient_evidence_and_an_empty_window_an_error(server, work,
+                                                                           built):
+    until = (work / "phase1-until").read_text()  # the test split only
+    # groups of the test split are under 5000 rows: excluded, so nothing left to compare
+    proc = _monitor(work, built, "--until", until, "--fail-on-alert", "metrics.min_count=5000")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    report = json.loads((work / "reports" / "monitoring.json").read_text())
+    assert report["verdict"] == "INSUFFICIENT_EVIDENCE" and not report["reasons"]
+    assert any("sex: " in r and "undefined" in r for r in report["insufficient"])
+    proc = _monitor(work, built, "--since", "2030-01-01")
+    assert proc.returncode == 2 and "no prediction of model" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_feedback_refuses_unknown_duplicate_and_malformed_outcomes(server, work):
