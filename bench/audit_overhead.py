@@ -69,8 +69,8 @@ def main() -> None:
     for c in CONCURRENCY:
         off, on = statistics.median(rps[("off", c)]), statistics.median(rps[("on", c)])
         out[c] = round(on / off, 3)
-        print(f"c={c}: audit off {off:.1f} req/s (p99 {statistics.median(p99[('off', c)])} ms),"
-              f" on {on:.1f} req/s (p99 {statistics.median(p99[('on', c)])} ms): "
+        print(f"c={c}: audit off {off:.1f} req/s (p99 {statistics.median(p99[('off', c)]):.0f} ms),"
+              f" on {on:.1f} req/s (p99 {statistics.median(p99[('on', c)]):.0f} ms): "
               f"ratio {on / off:.3f} (goal >= 0.95)")
     print(json.dumps({"ratio_on_off": out}))
 
