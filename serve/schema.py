@@ -11,7 +11,9 @@ body with a `records` key is a batch, anything else a single record. Every recor
 required, typed strictly (no "39" for 39, no true for 1; 39.0 is 39, as in JSON Schema), range-
 and category-checked, and finite (NaN/inf are refused: Python's JSON parser accepts them).
 Columns that are not model
-inputs - PII, the target, unused features - are unknown keys and refused (`extra="forbid"`).
+inputs - PII, the target, unused features - are unknown keys and refused (`extra="forbid"`),
+except the declared sensitive attributes passed as `extra_columns` (serve.audit.
+request_attributes): optional, validated like the rest, logged for monitoring, never rows.
 """
 
 from __future__ import annotations
