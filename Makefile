@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
 .PHONY: setup data run test params lint bench clean champion serve exp-show browser verdict \
-	promote rollback keygen verify
+	promote rollback keygen verify audit-verify monitor
 
 # The stamp depends on the lock file, so a changed lock re-syncs the environment.
 $(VENV)/.synced: uv.lock pyproject.toml
@@ -65,6 +65,15 @@ verify: setup
 	@test -n "$(VERSION)" -a -n "$(PUBLIC_KEY)" || (echo "usage: make verify VERSION=N PUBLIC_KEY=FILE" >&2; exit 2)
 	python -m pipeline.attest verify $(VERSION) --public-key $(PUBLIC_KEY)
 
+# The server's prediction audit log: verify the chain; judge live traffic (README: After
+# deployment). MONITOR_ARGS e.g. "--since 2026-11-01 --fail-on-alert monitor.window_days=7".
+AUDIT_DIR ?= audit
+audit-verify: setup
+	python -m pipeline.audit verify $(AUDIT_DIR)
+
+monitor: setup
+	python -m pipeline.monitor $(MONITOR_ARGS)
+
 # `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise): the
 # verdict, the failing gates and whether the registry took it, per experiment.
 exp-show: setup
@@ -82,6 +91,8 @@ bench: data
 	python bench/register_timing.py
 	python bench/scrub_throughput.py
 	python bench/serve_load.py
+	python bench/audit_overhead.py
+	python bench/monitor_scale.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

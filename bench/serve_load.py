@@ -159,6 +159,7 @@ def _env(**extra: str) -> dict[str, str]:
 
     e = env()
     e["GOVPIPE_API_KEY"] = KEY
+    e["GOVPIPE_PII_SALT"] = "bench-salt-0123456789"  # the audit log's input-hash salt
     e.setdefault("OMP_NUM_THREADS", "1")  # the same for every server
     e.update(extra)
     return e
@@ -281,6 +282,7 @@ def our_server(model: Path, workers: int, work: Path,
                    f"serve.limits.max_inflight={max_inflight}", *overrides])
     port = free_port()
     raw["serve"]["port"] = port
+    raw["serve"]["audit"]["dir"] = str(work / f"audit-{port}")  # never the repo's audit/
     params = work / f"params-ours-{workers}.yaml"
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
     return Running(f"ours-w{workers}", [sys.executable, "-m", "serve", "--params", str(params)],

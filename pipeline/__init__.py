@@ -19,6 +19,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     champion.py       tool: print the registry's champion and the history of its moves
     promote.py        tool: human oversight: promote a VALIDATED version, roll back
     attest.py         tool: make a signing key pair, verify a version's signed attestation
+    monitor.py        tool: live fairness, drift and a verdict over the server's audit log
     model.py          GovernedModel, the artefact; stays here because pickles name
                       `pipeline.model.GovernedModel` and MLflow ships this one file with them
     loaders.py        model sources for the server (`_target_: pipeline.loaders.…` in
@@ -44,7 +45,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       governance.py   governance gates and model card text
       privacy.py      privacy: detector set, custom rules, plug-ins
       registry.py     registry
-      serve.py        serve
+      serve.py        serve (and serve.audit, the audit log)
+      monitor.py      monitor
     dataset/          raw files -> typed frame (ingest)
       read.py         read a dataset's files
       rows.py         typing and row rules
@@ -74,7 +76,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       logging_filter.py  the log filter
       columns.py      column policies at ingest (drop, hash, year)
       evaluate.py     precision/recall against a labelled corpus
-    audit/            the judgement and its documents (governance, register)
+    audit/            the judgement and its documents (governance, register), and the
+                      server's prediction audit log
       gates.py        criteria against metrics, the verdict
       policy.py       the policy committed in conf/
       rederive.py     the verdict derived again from the evidence (register, verdict)
@@ -84,6 +87,13 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       charts.py       inline SVG
       attestation.py  the in-toto statement of a judgement and its DSSE envelope (Ed25519)
       keys.py         signing and public keys: from the environment, never the repo; key ids
+      chain.py        the prediction audit log: hash-chained segments, writer, reader, verify
+      __main__.py     `python -m pipeline.audit verify DIR`
+    monitoring/       the monitor's parts (monitor)
+      logframe.py     the verified log as predictions with their outcomes
+      live.py         one window judged like the test split: fairness, gates, verdict
+      drift.py        PSI and KS against the training data
+      render.py       the HTML report
     tracking/         the MLflow side (register, champion, loaders)
       lineage.py      git state, data and params hashes
       payload.py      params, metrics, tags as MLflow accepts them
@@ -91,6 +101,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       champions.py    champion moves, their history, rounds and anchors
       settings.py     the registry config for the user tools (params.yaml + overrides)
       attestations.py a version's attestation: uploaded and tagged, fetched and checked
+      monitoring.py   the monitor's verdict as tags on the champion version
 
 Heavy third-party packages (pandas, scikit-learn, fairlearn, mlflow, matplotlib) are imported
 inside the functions that use them, so validating a config or a failing stage costs no second

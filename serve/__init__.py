@@ -10,6 +10,9 @@ Modules, in request order:
     schema   request/response models derived from the dataset spec and the model's inputs
     http     /predict (validation -> prediction cache -> worker queue), /livez, /readyz,
              /metrics, /info, the 422 format
+    audit    the prediction audit log: buffered, one chained stream per HTTP process,
+             written by a flusher thread off the request path (format: pipeline.audit.chain)
+    feedback /feedback: outcomes for earlier request ids, appended to the audit log
     protocols  MLflow /invocations and Open Inference Protocol v2, on the same path
     loop     the workers' batching loop (greedy dynamic batching)
     api      the LitAPI run by each worker: one DataFrame and one predict call per batch,

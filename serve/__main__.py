@@ -26,15 +26,9 @@ log = logging.getLogger("serve")
 
 
 def compose(overrides: list[str]) -> dict[str, Any]:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
+    from pipeline.runtime.runner import compose as compose_conf
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="serve"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    raw = OmegaConf.to_container(cfg, resolve=True)
-    raw.pop("hydra", None)
-    return raw
+    return compose_conf(overrides, "serve")
 
 
 def load_params(path: Path) -> dict[str, Any]:

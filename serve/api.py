@@ -212,7 +212,8 @@ class GovernedAPI(ls.LitAPI):
         serving, p = output
         if p is None:
             return {"error": "model_error", "model": serving.ref}
-        return {"model": serving.ref, "predictions": serving.labelled(p)}
+        return {"model": serving.ref, "sha256": serving.sha256,
+                "predictions": serving.labelled(p)}
 
 
 class _Serving:
@@ -222,6 +223,7 @@ class _Serving:
         self.model = loaded.model
         self.version = loaded.version
         self.ref = {"name": loaded.name, "version": loaded.version}
+        self.sha256 = loaded.metadata.get("model_sha256")  # for the audit log
         self.columns = columns
         self.threshold = threshold
         self.positive = getattr(loaded.model, "positive_label", "1")

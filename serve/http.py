@@ -65,7 +65,7 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 class PredictHandler:
     def __init__(self, server: Any, schema: RequestSchema, state: SharedState, *,
                  api_path: str, threshold: float, cache_size: int | None, cache_ttl: float,
-                 request_timeout: float, max_inflight: int) -> None:
+                 request_timeout: float, max_inflight: int, audit: Any = None) -> None:
         self.server = server  # the LitServer: its worker queue and response buffer
         self.schema = schema
         self.state = state
@@ -76,6 +76,8 @@ class PredictHandler:
         self.max_inflight = max_inflight
         self.inflight = 0  # one event loop per process: a plain counter is exact
         self._queue: Any = None
+        self.audit = audit  # serve.audit.AuditLog, or None when the log is off
+        self._sha: dict[str, str | None] = {}  # version -> model sha256, for cache hits
         self.metrics = m = metrics.get()
         self._outcome = {r: m.cache.labels(result=r) for r in ("hit", "miss", "bypass")}
 
@@ -84,7 +86,8 @@ class PredictHandler:
 
         async def predict(request: Request, body: Any) -> Response:
             st = request.scope["state"]
-            result = await self.score(st, self.schema.rows(body))
+            result = await self.score(st, self.schema.rows(body),
+                                      self.schema.extra_values(body))
             if isinstance(result, Response):
                 return result
             ref, preds, outcome = result
@@ -103,11 +106,19 @@ class PredictHandler:
     def headers(ref: dict, outcome: str) -> dict[str, str]:
         return {"X-Cache": outcome, "X-Model-Version": ref["version"]}
 
-    async def score(self, st: dict, rows: list) -> Response | tuple[dict, list, str]:
+    async def score(self, st: dict, rows: list,
+                    extras: list | None = None) -> Response | tuple[dict, list, str]:
         """Validated rows -> (model ref, one prediction per row, cache outcome), or the
-        error Response. Every protocol's endpoint comes through here."""
+        error Response. Every protocol's endpoint comes through here, so every answer is
+        in the audit log (`extras`: monitoring-only fields per row)."""
+        started = time.perf_counter()
         st["records"] = len(rows)
         m = self.metrics
+        audit = self.audit
+        if audit is not None and (why := audit.refusing()) is not None:
+            m.rejected.labels(reason="audit_log").inc()
+            return _json({"detail": f"{why}; not scoring unlogged", "request_id":
+                          st.get("request_id")}, 503, RETRY)
         m.records.inc(len(rows))
         serving = self.state.serving_version()
         if self.cache is not None and serving is not None:
@@ -116,7 +127,11 @@ class PredictHandler:
             if None not in preds:
                 self._outcome["hit"].inc()
                 st["cache"], st["model_version"] = "hit", serving
-                return {"name": self.state.view()[0].name, "version": serving}, preds, "hit"
+                ref = {"name": self.state.view()[0].name, "version": serving}
+                if audit is not None:
+                    audit.predictions(st.get("request_id"), ref, self._sha.get(serving), rows,
+                                      extras, preds, _ms(started))
+                return ref, preds, "hit"
             outcome = "miss"
         else:
             outcome = "bypass"
@@ -135,6 +150,9 @@ class PredictHandler:
             return self._failure(payload if status != LitAPIStatus.OK else None, st)
         ref, preds = payload["model"], payload["predictions"]
         st["model_version"] = ref["version"]
+        if audit is not None:
+            sha = self._sha[ref["version"]] = payload.get("sha256")
+            audit.predictions(st.get("request_id"), ref, sha, rows, extras, preds, _ms(started))
         if self.cache is not None:
             version = ref["version"]
             for r, p in zip(rows, preds, strict=True):
@@ -204,6 +222,10 @@ class PredictHandler:
         return _json({"detail": "model error", "request_id": st.get("request_id")}, 500)
 
 
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
 # -- probes ------------------------------------------------------------------------------------
 def _workers(state: SharedState) -> list[dict]:
     now = time.time()
@@ -214,12 +236,18 @@ def _workers(state: SharedState) -> list[dict]:
     } for v in state.view()]
 
 
-def health(state: SharedState) -> Response:
+def health(state: SharedState, audit: Any = None) -> Response:
     """Readiness as far as the shared state tells (no round trip): 503 until every worker
-    has a model and while draining."""
+    has a model and while draining; with the audit log failing, 503 `unavailable` (policy
+    `refuse`) or `degraded` (`serve`), with the reason."""
     views = state.view()
     ready = all(v.ready for v in views)
     status = "starting" if not ready else ("degraded" if any(v.degraded for v in views) else "ok")
+    audit_error = audit.error if audit is not None else None
+    if ready and audit_error is not None:
+        status = "degraded"
+        if audit.refusing():
+            status, ready = "unavailable", False
     if state.draining:
         status, ready = "draining", False
     version = state.serving_version()
@@ -228,13 +256,15 @@ def health(state: SharedState) -> Response:
         "model": {"name": views[0].name, "version": version} if version else None,
         "workers": _workers(state),
     }
+    if audit_error is not None:
+        body["audit_log"] = audit_error
     return _json(body, 200 if ready else 503, None if ready else RETRY)
 
 
 async def readiness(state: SharedState, handler: PredictHandler | None,
                     timeout: float) -> Response:
     """`health` plus proof: a ping answered by a worker within `timeout` seconds."""
-    first = health(state)
+    first = health(state, handler.audit if handler is not None else None)
     if first.status_code != 200 or handler is None:
         return first
     body = json.loads(first.body)

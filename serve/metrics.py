@@ -30,7 +30,7 @@ def enable_multiprocess(directory: str) -> None:
 
 class Metrics:
     def __init__(self) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         self.requests = Counter(
             "govpipe_http_requests", "HTTP requests by route, method and status code",
@@ -65,6 +65,15 @@ class Metrics:
         self.source_rebuilds = Counter(
             "govpipe_model_source_rebuilds",
             "model sources rebuilt after repeated resolve errors (fresh client and store engine)")
+        self.audit_records = Counter(
+            "govpipe_audit_records", "records written to the prediction audit log")
+        self.audit_errors = Counter(
+            "govpipe_audit_write_errors", "failed audit log writes (records kept, retried)")
+        # One series per HTTP process (pid label): average them in the alert rule.
+        self.selection_rate = Gauge(
+            "govpipe_selection_rate", "share predicted positive over the last 1000 logged "
+            "records of each group (sensitive attribute column and value), per HTTP process",
+            ["attribute", "group"], multiprocess_mode="liveall")
 
 
 _metrics: Metrics | None = None

@@ -13,4 +13,4 @@ OPEN_PATHS = PROBE_PATHS | {"/metrics", "/openapi.json", "/docs"}
 
 # Every fixed route (the prediction path is configurable and added by the server); anything
 # else is a 404 from the gate.
-FIXED_PATHS = OPEN_PATHS | {"/info", "/invocations", "/v2"}
+FIXED_PATHS = OPEN_PATHS | {"/info", "/invocations", "/v2", "/feedback"}

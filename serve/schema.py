@@ -11,7 +11,9 @@ body with a `records` key is a batch, anything else a single record. Every recor
 required, typed strictly (no "39" for 39, no true for 1; 39.0 is 39, as in JSON Schema), range-
 and category-checked, and finite (NaN/inf are refused: Python's JSON parser accepts them).
 Columns that are not model
-inputs - PII, the target, unused features - are unknown keys and refused (`extra="forbid"`).
+inputs - PII, the target, unused features - are unknown keys and refused (`extra="forbid"`),
+except the declared sensitive attributes passed as `extra_columns` (serve.audit.
+request_attributes): optional, validated like the rest, logged for monitoring, never rows.
 """
 
 from __future__ import annotations
@@ -92,10 +94,14 @@ class RequestSchema:
     _getter: Callable[[BaseModel], Any]
     records: Any = None               # TypeAdapter of [record, ...] (1..max_records)
     types: dict[str, str] | None = None  # column -> spec type (int, float, category, ...)
+    extras: tuple[str, ...] = ()      # optional monitoring-only fields (never model inputs)
+    _extra_getter: Callable[[BaseModel], Any] | None = None
 
     @classmethod
     def build(cls, spec: DatasetSpec, input_columns: Sequence[str],
-              max_records: int) -> RequestSchema:
+              max_records: int, extra_columns: Sequence[str] = ()) -> RequestSchema:
+        """`extra_columns`: declared sensitive attribute columns the model does not take,
+        accepted as optional fields for the audit log (serve.audit.request_attributes)."""
         unknown = [c for c in input_columns if c not in spec.columns]
         if unknown:
             raise ValueError(
@@ -115,6 +121,15 @@ class RequestSchema:
             if col.missing == "keep":  # the model was trained with this column missing
                 ftype = ftype | None
             fields[attr] = (ftype, Field(alias=c, description=col.description))
+        extras = tuple(c for c in extra_columns if c not in input_columns
+                       and spec.columns[c].pii is None)
+        extra_attrs = []
+        for c in extras:
+            attr = _attr(c, taken)
+            extra_attrs.append(attr)
+            fields[attr] = (_field_type(spec.columns[c]) | None, Field(
+                default=None, alias=c, description="optional, for monitoring only: logged "
+                "in the audit log, never given to the model"))
         title = re.sub(r"\W", "", spec.name.title()) or "Dataset"
         record = create_model(
             f"{title}Record",
@@ -136,7 +151,12 @@ class RequestSchema:
         records = TypeAdapter(Annotated[list[record],
                                         Field(min_length=1, max_length=max_records)])
         types = {c: spec.columns[c].type for c in input_columns}
-        return cls(tuple(input_columns), record, batch, body, getter, records, types)
+        extra_getter = None
+        if extra_attrs:
+            g = operator.attrgetter(*extra_attrs)
+            extra_getter = g if len(extra_attrs) > 1 else (lambda r: (g(r),))
+        return cls(tuple(input_columns), record, batch, body, getter, records, types, extras,
+                   extra_getter)
 
     def validate_records(self, records: Any, where: tuple = ()) -> list[Row]:
         """Records from another protocol's body -> rows, validated exactly like /predict's
@@ -158,6 +178,16 @@ class RequestSchema:
         if isinstance(body, self.record):
             return [get(body)]
         return [get(r) for r in body.records]
+
+
+    def extra_values(self, body: BaseModel) -> list[Row] | None:
+        """The monitoring-only fields of each record (None where a record sent none)."""
+        get = self._extra_getter
+        if get is None:
+            return None
+        recs = [body] if isinstance(body, self.record) else body.records
+        out = [get(r) for r in recs]
+        return out if any(any(v is not None for v in e) for e in out) else None
 
 
 def _which(value: Any) -> str:

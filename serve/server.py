@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import asynccontextmanager
 from typing import Any
 
 import litserve as ls
@@ -38,8 +39,9 @@ import uvicorn
 from starlette.middleware.gzip import GZipMiddleware
 
 from pipeline.runtime.errors import ConfigError, PipelineError
-from serve import edges, http, logsetup, metrics, protocols, supervise
+from serve import edges, feedback, http, logsetup, metrics, protocols, supervise
 from serve.api import GovernedAPI
+from serve.audit import AuditLog
 from serve.gate import Gate
 from serve.routes import FIXED_PATHS
 from serve.schema import RequestSchema
@@ -68,14 +70,20 @@ class WorkerStartError(PipelineError):
     """No inference worker could load the model; the message says why."""
 
 
+def secret_from_env(var: str, missing: str, environ: dict[str, str] | None = None) -> str:
+    """A secret the server reads only from the environment; ConfigError `missing` if unset."""
+    value = (environ if environ is not None else os.environ).get(var, "")
+    if not value:
+        raise ConfigError(missing)
+    return value
+
+
 def api_key_from_env(auth: Any, environ: dict[str, str] | None = None) -> bytes | None:
     if not auth.enabled:
         return None
-    key = (environ if environ is not None else os.environ).get(auth.api_key_env, "")
-    if not key:
-        raise ConfigError(
-            f"serve.auth: set the API key in ${auth.api_key_env} "
-            "(or serve.auth.enabled=false for a server nobody else can reach)")
+    key = secret_from_env(auth.api_key_env, (
+        f"serve.auth: set the API key in ${auth.api_key_env} "
+        "(or serve.auth.enabled=false for a server nobody else can reach)"), environ)
     if len(key) < auth.min_length:
         raise ConfigError(
             f"serve.auth: ${auth.api_key_env} is shorter than {auth.min_length} characters")
@@ -84,9 +92,10 @@ def api_key_from_env(auth: Any, environ: dict[str, str] | None = None) -> bytes 
 
 class GovernedServer(ls.LitServer):
     def __init__(self, cfg: Any, state: SharedState, api_key: bytes | None,
-                 signals: supervise.Signals) -> None:
+                 signals: supervise.Signals, audit: AuditLog | None = None) -> None:
         spec = cfg.serve
         self.cfg, self.spec, self.state, self.api_key = cfg, spec, state, api_key
+        self.audit = audit
         self.signals = signals
         self.info: dict[str, Any] = {}
         self.n_workers = state.workers
@@ -106,6 +115,19 @@ class GovernedServer(ls.LitServer):
         self.app.router.routes = [r for r in self.app.router.routes
                                   if getattr(r, "path", None) not in
                                   ("/docs", "/docs/oauth2-redirect", "/redoc")]
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any):
+        """Each HTTP process (after the fork) opens its own audit stream and closes it,
+        flushed, when uvicorn shuts down gracefully."""
+        if self.audit is not None:
+            self.audit.start(app.response_queue_id)
+        try:
+            async with super().lifespan(app):
+                yield
+        finally:
+            if self.audit is not None:
+                self.audit.close()
 
     # -- app construction ----------------------------------------------------------------------
     def _register_internal_endpoints(self) -> None:
@@ -136,16 +158,22 @@ class GovernedServer(ls.LitServer):
             raise ConfigError(
                 f"the model was trained on dataset '{info['dataset']}' but the config "
                 f"describes '{data.name}'; serve it with data={info['dataset']}")
+        audit = self.audit
+        extras = sorted({s.column for s in data.sensitive.values()}) if (
+            audit is not None and self.spec.audit.request_attributes) else []
         try:
             schema = RequestSchema.build(data, info["input_columns"],
-                                         self.spec.limits.max_records)
+                                         self.spec.limits.max_records, extras)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        labels = {"positive": info.get("positive_label"), "negative": info.get("negative_label")}
+        if audit is not None:
+            audit.describe(data, schema.columns, schema.extras, labels, self.spec.threshold)
         limits, cache = self.spec.limits, self.spec.cache
         self.info.update({
             "model": info["name"], "dataset": data.name, "input_columns": schema.columns,
-            "labels": {"positive": info.get("positive_label"),
-                       "negative": info.get("negative_label")},
+            "labels": labels, "monitoring_fields": list(schema.extras),
+            "audit_log": audit is not None,
             "threshold": self.spec.threshold, "workers": self.n_workers,
             "api_servers": self.spec.api_servers, "max_batch_size": self.spec.max_batch_size,
             "limits": limits.model_dump(), "cache": cache.model_dump(),
@@ -154,7 +182,8 @@ class GovernedServer(ls.LitServer):
         handler = self.handler = http.PredictHandler(
             self, schema, self.state, api_path=API_PATH, threshold=self.spec.threshold,
             cache_size=cache.size if cache.enabled else None, cache_ttl=cache.ttl,
-            request_timeout=limits.request_timeout, max_inflight=limits.max_inflight)
+            request_timeout=limits.request_timeout, max_inflight=limits.max_inflight,
+            audit=audit)
         self._transport.on_failure = handler.transport_failed
         errors = http.ErrorFormat(frozenset(schema.columns), limits.max_errors)
         header = self.spec.auth.header
@@ -163,6 +192,9 @@ class GovernedServer(ls.LitServer):
                               handler=handler)
         http.install_predict(self.app, handler, header)
         protocols.install(self.app, handler, header, info, self.spec.probes.ready_timeout)
+        if audit is not None:
+            feedback.install(self.app, audit, header, [v for v in labels.values() if v],
+                             limits.max_records)
 
     # -- process management (serve.supervise has the policy) -----------------------------------
     def run(self, *, host: str, port: int, num_api_servers: int, log_level: str,
@@ -237,6 +269,13 @@ def serve(cfg: Any) -> int:
     spec = cfg.serve
     logsetup.configure(spec.log_level)
     api_key = api_key_from_env(spec.auth)
+    audit = None
+    if spec.audit.enabled:  # refuse to start unless the log can be written
+        salt = secret_from_env(spec.audit.salt_env, (
+            f"serve.audit: set the salt of the logged input hash in ${spec.audit.salt_env} (a "
+            "secret; without it the hashes of low-entropy inputs could be reversed), or "
+            "serve.audit.enabled=false"))
+        audit = AuditLog.open(spec.audit, api_key, salt)
     if os.environ.get("LIT_SERVER_API_KEY"):
         log.warning("LIT_SERVER_API_KEY is ignored; the key comes from $%s",
                     spec.auth.api_key_env)
@@ -251,7 +290,7 @@ def serve(cfg: Any) -> int:
     try:
         metrics.enable_multiprocess(metrics_dir)
         signals.install()
-        server = GovernedServer(cfg, SharedState(workers), api_key, signals)
+        server = GovernedServer(cfg, SharedState(workers), api_key, signals, audit)
         code = server.run(
             host=spec.host, port=spec.port, num_api_servers=spec.api_servers,
             log_level=spec.log_level,

@@ -21,6 +21,12 @@ INPUTS = ["age", "workclass", "education-num", "marital-status", "occupation",
           "relationship", "capital-gain", "capital-loss", "hours-per-week", "native-country",
           "sex"]
 KEY = "test-" + secrets.token_hex(16)
+SALT = "salt-" + secrets.token_hex(16)  # the audit log's input-hash salt (serve.audit)
+
+
+def serve_env(**extra: str):
+    """The environment every test server runs with: the API key and the audit salt."""
+    return env(GOVPIPE_API_KEY=KEY, GOVPIPE_PII_SALT=SALT, **extra)
 
 
 def record(df: pd.DataFrame, i: int) -> dict:
@@ -41,19 +47,21 @@ def raw(port: int, request: bytes, timeout: float = 10) -> bytes:
 class Server:
     """`python -m serve OVERRIDES` in its own process group, logging to a file."""
 
-    def __init__(self, workdir: Path, overrides: list[str]) -> None:
+    def __init__(self, workdir: Path, overrides: list[str],
+                 extra_env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "server.log"
         self.overrides = [f"serve.port={self.port}", *overrides]
         self.proc: subprocess.Popen | None = None
+        self.extra_env = extra_env or {}
 
     def start(self, timeout: float = 90) -> Server:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "serve", *self.overrides], cwd=self.workdir,
-                env=env(GOVPIPE_API_KEY=KEY), stdout=out, stderr=subprocess.STDOUT,
+                env=serve_env(**self.extra_env), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -85,13 +93,14 @@ class Server:
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def post(self, body, key: str | None = KEY, **kw) -> httpx.Response:
-        headers = {"X-API-Key": key} if key is not None else {}
+    def post(self, body, key: str | None = KEY, path: str = "/predict",
+             headers: dict[str, str] | None = None, **kw) -> httpx.Response:
+        headers = {**({"X-API-Key": key} if key is not None else {}), **(headers or {})}
         if isinstance(body, bytes):
             headers["Content-Type"] = "application/json"
-            return httpx.post(f"{self.url}/predict", content=body, headers=headers,
+            return httpx.post(f"{self.url}{path}", content=body, headers=headers,
                               timeout=30, **kw)
-        return httpx.post(f"{self.url}/predict", json=body, headers=headers, timeout=30, **kw)
+        return httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=30, **kw)
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of `name` whose labels include `labels`."""

@@ -337,10 +337,10 @@ def test_files_edited_after_governance_are_never_uploaded(repo, rel, edit, expec
 
 # -- 9. the server does not trust the alias -------------------------------------------------------
 def _serve_once(repo: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    from tests.serve_process import KEY
+    from tests.serve_process import serve_env
 
     return subprocess.run([sys.executable, "-m", "serve", f"serve.port={free_port()}"],
-                          cwd=repo, env=env(GOVPIPE_API_KEY=KEY), capture_output=True,
+                          cwd=repo, env=serve_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -24,9 +24,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from tests.conftest import env
 from tests.processes import free_port
-from tests.serve_process import INPUTS, KEY, Server, raw, record
+from tests.serve_process import INPUTS, KEY, Server, raw, record, serve_env
 from tests.serve_sources import point
 
 pytestmark = pytest.mark.slow
@@ -170,7 +169,7 @@ def test_refused_model_at_startup_is_one_error_line_and_exit_2(serve_models, tmp
         [sys.executable, "-m", "serve", "serve/source=local",
          "serve.source._target_=tests.serve_sources.PointerSource", "~serve.source.path",
          f"+serve.source.pointer={tmp_path / 'pointer.json'}", f"serve.port={free_port()}"],
-        cwd=tmp_path, env=env(GOVPIPE_API_KEY=KEY), capture_output=True, text=True,
+        cwd=tmp_path, env=serve_env(), capture_output=True, text=True,
         timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [json.loads(line) for line in proc.stderr.splitlines()

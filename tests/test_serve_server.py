@@ -102,7 +102,7 @@ def test_malformed_json_is_refused(server):
     ({"age": 150}, "age"),                        # out of range
     ({"capital-loss": -1}, "capital-loss"),
     ({"fnlwgt": 77516}, "fnlwgt"),                # extra field: not a model input
-    ({"race": "White"}, "race"),
+    ({"race": "Martian"}, "race"),               # monitoring-only field, validated too
     ({"ssn": "123-45-6789"}, "ssn"),
 ])
 def test_invalid_record_is_422_naming_the_field(server, test_rows, change, field):
@@ -112,6 +112,13 @@ def test_invalid_record_is_422_naming_the_field(server, test_rows, change, field
     r = server.post({"records": [record(test_rows, 1), {**record(test_rows, 1), **change}]})
     assert r.status_code == 422 and f"records[1].{field}" in [d["field"] for d in
                                                               r.json()["detail"]]
+
+
+def test_a_declared_sensitive_attribute_may_come_along_for_the_audit_log(server, test_rows):
+    rec = record(test_rows, 1)
+    plain, with_race = server.post(rec), server.post({**rec, "race": "White"})
+    assert plain.status_code == with_race.status_code == 200
+    assert plain.json()["predictions"] == with_race.json()["predictions"]  # not a model input
 
 
 def test_missing_field_nan_and_infinity_are_422(server, test_rows):

@@ -6,13 +6,14 @@ import io
 
 
 def selection_rate_svg(rows: list[tuple[str, float, bool]], title: str,
-                       ratio_min: float | None) -> str:
+                       ratio_min: float | None,
+                       xlabel: str = "selection rate (share predicted positive)") -> str:
     """Horizontal bars of selection rate per group; excluded groups drawn hatched and grey.
 
     `rows` are (label, selection rate, excluded); `ratio_min` is the configured minimum of the
     disparate impact ratio gate, drawn as a fraction of the highest rate (None: no such gate).
     matplotlib's SVG backend is made deterministic by fixing the hash salt and dropping the date
-    metadata.
+    metadata. `xlabel` lets the monitor draw other per-row figures (PSI per feature) alike.
     """
     import matplotlib
 
@@ -35,7 +36,7 @@ def selection_rate_svg(rows: list[tuple[str, float, bool]], title: str,
         ax.axvline(ratio_min * top, color="#cf222e", linestyle="--", linewidth=1)
         ax.text(ratio_min * top, len(rows) - 0.4, f" {ratio_min:g} × highest", color="#cf222e",
                 fontsize=8)
-    ax.set_xlabel("selection rate (share predicted positive)")
+    ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.set_xlim(0, max(top * 1.15, 0.05))
     fig.tight_layout()

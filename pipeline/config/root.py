@@ -8,6 +8,7 @@ from pipeline.config.base import Section
 from pipeline.config.dataset import DatasetSpec
 from pipeline.config.governance import GovernanceSpec
 from pipeline.config.model import MetricsSpec, MitigationSpec, ModelSpec
+from pipeline.config.monitor import MonitorSpec
 from pipeline.config.privacy import PrivacyConfig
 from pipeline.config.registry import RegistrySpec
 from pipeline.config.serve import ServeSpec
@@ -25,6 +26,7 @@ class Config(Section):
     privacy: PrivacyConfig
     registry: RegistrySpec
     serve: ServeSpec
+    monitor: MonitorSpec
 
     @model_validator(mode="after")
     def _cross_section(self) -> Config:

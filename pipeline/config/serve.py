@@ -66,6 +66,47 @@ class ProbesSpec(Section):
         description="seconds a worker gets to answer /readyz's ping before it says 503")
 
 
+class AuditSpec(Section):
+    """The prediction audit log (serve.audit, pipeline.audit.chain): one hash-chained record
+    per scored record and per outcome, written off the request path."""
+
+    enabled: bool = True
+    dir: str = Field(default="audit", min_length=1,
+                     description="directory of the log (relative to the working directory)")
+    features: Literal["all"] | list[str] = Field(
+        default="all", description='model inputs logged for monitoring ("all", or a list); '
+                                   "the declared sensitive attributes are always logged")
+    rotate_mb: float = Field(default=64.0, ge=0.01, le=4096,
+                             description="start a new segment once one is this large")
+    rotate_hours: float = Field(default=24.0, ge=0.01, le=24 * 31,
+                                description="... or this old")
+    retention_days: float = Field(
+        default=183.0, ge=1, le=3650,
+        description="segments last written longer ago are deleted whole (EU AI Act Art. 19/26: "
+                    "at least six months)")
+    flush_interval: float = Field(
+        default=0.5, gt=0, le=60,
+        description="seconds between writes: a crash loses at most this much of the log")
+    flush_records: int = Field(default=4096, ge=1, le=1_000_000,
+                               description="... or write as soon as this many are buffered")
+    max_buffered: int = Field(
+        default=200_000, ge=1000,
+        description="records buffered while the disk refuses writes; then scoring answers 503")
+    fsync: bool = Field(default=False,
+                        description="fsync every write (survives a power cut, costs latency)")
+    salt_env: str = Field(default="GOVPIPE_PII_SALT", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                          description="environment variable with the salt of the input hash")
+    on_write_error: Literal["refuse", "serve"] = Field(
+        default="refuse",
+        description="refuse: while the log cannot be written, scoring answers 503 and /readyz "
+                    "503 (fail closed); serve: keep answering, /readyz says degraded")
+    request_attributes: bool = Field(
+        default=True,
+        description="requests may carry declared sensitive attributes that are not model "
+                    "inputs (e.g. race): validated, logged for monitoring, never given to the "
+                    "model")
+
+
 class ServeSpec(Section):
     name: str
     # LitServe itself only accepts these three; 127.0.0.1 unless deliberately exposed.
@@ -86,6 +127,7 @@ class ServeSpec(Section):
     auth: AuthSpec = AuthSpec()
     limits: LimitsSpec = LimitsSpec()
     probes: ProbesSpec = ProbesSpec()
+    audit: AuditSpec = AuditSpec()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
     shutdown_timeout: float = Field(

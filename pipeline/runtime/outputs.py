@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,22 @@ class Outputs:
         done = list(self._pending)
         self._pending.clear()
         return done
+
+    def run(self, fn: Callable[[], None], expected: list[Path] | None = None) -> list[Path]:
+        """`fn()` writes the outputs; then all are committed, or none if it raised. A write the
+        file system refused becomes an OutputError naming the path."""
+        try:
+            fn()
+            return self.commit(expected=expected)
+        except OSError as e:
+            failure = self.write_error(e)
+            self.abort()
+            if failure is None:
+                raise
+            raise failure from None
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         for tmp in self._pending.values():

@@ -103,20 +103,23 @@ def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: Stag
     install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
     ctx = Context(ParamsView(cfg, params, name), inputs, outputs)
-    try:
-        fn(ctx)
-        written = outputs.commit(expected=[out_root / o for o in outs])
-    except OSError as e:
-        failure = outputs.write_error(e)
-        outputs.abort()
-        if failure is None:
-            raise
-        raise failure from None
-    except BaseException:
-        outputs.abort()
-        raise
+    written = outputs.run(lambda: fn(ctx), expected=[out_root / o for o in outs])
     for p in written:
         log.info("wrote %s", _show(p))
+
+
+def compose(overrides: list[str], job_name: str) -> dict[str, Any]:
+    """conf/ composed with Hydra overrides, as a plain mapping (no run directory, no chdir):
+    for long-running or report tools (the server, the monitor) that are not stages."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
+        cfg = hydra_compose(config_name="config", overrides=overrides)
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    raw.pop("hydra", None)
+    return raw
 
 
 def _show(p: Path) -> str:
