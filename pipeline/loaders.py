@@ -80,7 +80,7 @@ class MlflowRegistrySource:
     are not VALIDATED and promoted by the register stage, or whose downloaded files differ from
     the `artifact_sha256` recorded at registration. With `public_key` (an Ed25519 PEM file) it
     also refuses a version without a statement signed by that key whose subject is the
-    downloaded artefact and whose verdict is VALIDATED (tags can be edited; a signature
+    downloaded artefact and which says VALIDATED and promoted (tags can be edited; a signature
     cannot be forged without the private key)."""
 
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
