@@ -77,11 +77,11 @@ class MlflowRegistrySource:
 
     The alias alone is not trusted (anyone with write access to the registry can move it):
     `load()` refuses, with ModelRefused and before anything is unpickled, a version whose tags
-    are not VALIDATED and promoted by the register stage, or whose downloaded files differ from
-    the `artifact_sha256` recorded at registration. With `public_key` (an Ed25519 PEM file) it
-    also refuses a version without a statement signed by that key whose subject is the
-    downloaded artefact and whose verdict is VALIDATED (tags can be edited; a signature
-    cannot be forged without the private key)."""
+    are not VALIDATED and promoted (by the register stage or a person), or whose downloaded
+    files differ from the `artifact_sha256` recorded at registration. With `public_key` (an
+    Ed25519 PEM file) it also refuses a version without a statement signed by that key whose
+    subject is the downloaded artefact and which says VALIDATED and eligible (tags can be
+    edited; a signature cannot be forged without the private key)."""
 
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion",
                  retries: int = 1, backoff_seconds: float = 0.5,

@@ -348,7 +348,7 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
         champions.ROUND_TAG: round_id, champions.ANCHOR_TAG: anchor or champions.NO_ANCHOR,
         champions.PASSED_TAG: str(comparison["passed"]).lower(),
         champions.MARGIN_TAG: "" if comparison["margin"] is None else str(comparison["margin"]),
-        champions.COMPARISON_TAG: json.dumps(comparison, sort_keys=True)[:4900],
+        champions.COMPARISON_TAG: _tag_json(comparison),
         champions.SPLIT_TAG: split_sha,
         champions.FIGURES_TAG: json.dumps(own, sort_keys=True)[:4900],
     }
@@ -365,6 +365,20 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     log.info("promotion policy: %s vs anchor %s: %s", f"version {version.version}",
              anchor or "(none)", "; ".join(comparison["reasons"]))
     return comparison
+
+
+def _tag_json(comparison: dict) -> str:
+    """The comparison as one tag value (MLflow caps them at 5,000 characters): the outcome and
+    the first reasons if all of it does not fit (registration.json keeps it whole), never a
+    cut-off JSON text."""
+    text = json.dumps(comparison, sort_keys=True)
+    if len(text) > 4900:
+        keep = ("passed", "margin", "anchor_version", "rescored", "rows", "rows_seen_by_anchor",
+                "split")
+        text = json.dumps({**{k: comparison.get(k) for k in keep}, "truncated": True,
+                           "reasons": [r[:300] for r in comparison["reasons"][:5]]},
+                          sort_keys=True)
+    return text
 
 
 def settle(reg, cfg, round_id: str, anchor: str | None) -> list[dict]:

@@ -252,8 +252,11 @@ class Registry:
         """A model (models:/…) or artifact URI, downloaded into `dst`."""
         import mlflow.artifacts
 
+        # registry_uri too: a models:/ URI is resolved by the registry, which would otherwise
+        # be MLflow's default store, not this one (found by promoting from a second store).
         return Path(self.call("download the model", mlflow.artifacts.download_artifacts,
-                              artifact_uri=uri, dst_path=str(dst), tracking_uri=self.uri))
+                              artifact_uri=uri, dst_path=str(dst), tracking_uri=self.uri,
+                              registry_uri=self.uri))
 
     def artifact_digest(self, uri: str) -> str:
         """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
