@@ -85,7 +85,7 @@ browser:
 
 bench: data
 	python bench/repro_noop.py
-	python bench/ingest_scale.py
+	python bench/pipeline_scale.py
 	python bench/pipeline_vs_script.py
 	python bench/sweep_queue.py
 	python bench/register_timing.py

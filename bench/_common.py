@@ -45,9 +45,9 @@ def timed(cmd: list[str], cwd: Path, repeat: int = 5) -> float:
     return statistics.median(measured(cmd, cwd)[0] for _ in range(repeat))
 
 
-def copy_repo(dest: Path) -> Path:
-    keep = ["pipeline", "conf", "serve", "data", "dvc.yaml", "dvc.lock", "params.yaml",
-            "data.dvc", ".dvcignore", ".gitignore"]
+def copy_repo(dest: Path, with_data: bool = True) -> Path:
+    keep = ["pipeline", "conf", "serve", *(["data"] if with_data else []), "dvc.yaml",
+            "dvc.lock", "params.yaml", "data.dvc", ".dvcignore", ".gitignore"]
     dest.mkdir(parents=True, exist_ok=True)
     for name in keep:
         src = ROOT / name

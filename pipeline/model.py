@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 PICKLE_PROTOCOL = 5
+# 2**18 rows × ~110 one-hot float64 columns ≈ 230 MB per batch.
+SCORE_ROWS = 2**18
 
 
 class GovernedModel:
@@ -55,8 +57,16 @@ class GovernedModel:
             raise ValueError(f"input is missing column(s) {missing}")
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
-        """P(positive label) for each row."""
+        """P(positive label) for each row, scored SCORE_ROWS rows at a time: every estimator
+        here scores rows independently, and the preprocessed (one-hot) matrix of millions of
+        rows at once would not fit in memory."""
         self._check(X)
+        if len(X) <= SCORE_ROWS:
+            return self._score(X)
+        return np.concatenate([self._score(X.iloc[i:i + SCORE_ROWS])
+                               for i in range(0, len(X), SCORE_ROWS)])
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
         if self.kind == "plain":
             return self.fitted.predict_proba(X[self.features])[:, 1]
         if self.kind == "reduction":

@@ -165,6 +165,15 @@ def make_fast(repo: Path, n_boot: int = 20) -> Path:
 
 
 @pytest.fixture
+def plugin_module_path(monkeypatch):
+    """tests/ importable, and the privacy plug-in module not yet imported: the loader must
+    import it."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.delitem(sys.modules, "privacy_plugins", raising=False)
+    yield "privacy_plugins"
+
+
+@pytest.fixture
 def repo(tmp_path: Path, pulled_data: Path) -> Path:
     return copy_repo(tmp_path / "repo")
 

@@ -20,14 +20,6 @@ def test_a_declared_dotted_key_and_what_lies_below_it_are_readable(config):
     assert view.split.seed == config.split.seed
 
 
-def test_an_undeclared_key_names_the_stage_and_the_dotted_key(config):
-    view = ParamsView(config, ("data.target",), "split")
-    with pytest.raises(AttributeError, match=r"stage 'split' reads params 'data.columns'"):
-        view.data.columns  # noqa: B018
-    with pytest.raises(AttributeError, match=r"params 'metrics'"):
-        view.metrics  # noqa: B018
-
-
 def test_a_property_reads_through_the_view_so_its_keys_must_be_declared(config):
     narrow = ParamsView(config, ("data.features",), "train")
     with pytest.raises(AttributeError, match=r"'data.sensitive_as_features'"):

@@ -5,12 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 from omegaconf import OmegaConf
-from pydantic import ValidationError
 
 from pipeline.privacy import (
-    BUILTIN_DETECTORS,
     PrivacyConfig,
     Scrubber,
     build_detectors,
@@ -25,34 +22,6 @@ def test_defaults_are_all_builtins():
     assert cfg.custom == [] and cfg.plugins == []
     names = [d.name for d in build_detectors(None)]
     assert names == ["EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IPV4", "IPV6", "IBAN"]
-
-
-def test_extra_keys_forbidden():
-    with pytest.raises(ValidationError, match="extra"):
-        PrivacyConfig.model_validate({"builtin": ["email"], "bogus": 1})
-
-
-def test_unknown_builtin_lists_valid_names():
-    with pytest.raises(ValueError) as exc:
-        build_detectors({"builtin": ["email", "passport"]})
-    msg = str(exc.value)
-    assert "passport" in msg
-    for name in BUILTIN_DETECTORS:
-        assert name in msg
-
-
-def test_invalid_regex_names_the_rule():
-    with pytest.raises(ValueError) as exc:
-        PrivacyConfig.model_validate(
-            {"custom": [{"name": "EMPLOYEE_ID", "pattern": "EMP-(\\d{6}"}]}
-        )
-    assert "EMPLOYEE_ID" in str(exc.value)
-    assert "invalid regex" in str(exc.value)
-
-
-def test_custom_rule_name_must_be_identifier():
-    with pytest.raises(ValueError, match="must start with a letter"):
-        PrivacyConfig.model_validate({"custom": [{"name": "bad name]", "pattern": "x"}]})
 
 
 def test_custom_regex_rule():
@@ -75,14 +44,6 @@ def test_custom_rule_with_builtins_and_omegaconf():
 def test_empty_custom_matches_are_ignored():
     s = Scrubber.from_config({"builtin": [], "custom": [{"name": "OPT", "pattern": "x*"}]})
     assert s.scrub("abc xx d") == "abc [OPT] d"
-
-
-@pytest.fixture
-def plugin_module_path(monkeypatch):
-    """Make tests/ importable and make sure the plug-in module is imported by the loader."""
-    monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.delitem(sys.modules, "privacy_plugins", raising=False)
-    yield "privacy_plugins"
 
 
 def test_plugin_class_via_target(plugin_module_path):
@@ -108,18 +69,3 @@ def test_plugin_kwargs_and_factory(plugin_module_path):
     )
     s = Scrubber.from_config(cfg)
     assert s.scrub("Bluebird owner AB123456C") == "[PROJECT] owner [NINO]"
-
-
-def test_plugin_without_finditer_is_rejected(plugin_module_path):
-    with pytest.raises(TypeError, match="finditer"):
-        build_detectors({"plugins": [{"_target_": f"{plugin_module_path}.NotADetector"}]})
-
-
-def test_plugin_unknown_target():
-    with pytest.raises(ValueError, match="no_such_module"):
-        build_detectors({"plugins": [{"_target_": "no_such_module.Detector"}]})
-
-
-def test_plugin_needs_target():
-    with pytest.raises(ValueError, match="_target_"):
-        PrivacyConfig.model_validate({"plugins": [{"name": "x"}]})

@@ -29,7 +29,7 @@ class Estimator(Section):
         # as a traceback. Its own constraint table and checker, run here, refuse exactly what
         # fit() would, in its words, so every value it accepts stays valid and no copy of its
         # rules can drift on an upgrade. Both are private API (sklearn.utils._param_validation,
-        # `_parameter_constraints`); tests/test_config.py fails if an upgrade moves them. The
+        # `_parameter_constraints`); tests/test_config_errors.py fails if an upgrade moves them. The
         # field bounds in the subclasses are this project's own, sometimes narrower, choices.
         from sklearn.utils._param_validation import (
             InvalidParameterError,

@@ -1,4 +1,5 @@
-"""Read a dataset's raw files into one string-typed DataFrame, failing clearly on bad files.
+"""Read a dataset's raw files as string-typed DataFrames in bounded chunks, failing clearly on
+bad files.
 
 Everything is read as text first so that a wrong type is reported by `typing.parse` with the
 column and row, instead of pandas silently guessing a dtype.
@@ -6,6 +7,7 @@ column and row, instead of pandas silently guessing a dtype.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +38,32 @@ def _looks_binary(path: Path) -> bool:
     return False
 
 
-def _read_csv(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+# Rows per chunk: pyarrow's default Parquet row group, so the file ingest writes chunk by chunk
+# has the row groups (and bytes) one write of the whole frame would give, and memory stays
+# bounded by one chunk of text whatever the dataset's size.
+CHUNK_ROWS = 2**20
+
+
+def _check_header(path: Path, got: list[str], spec: DatasetSpec) -> None:
+    extra = [c for c in got if c not in spec.columns]
+    missing = [c for c in spec.columns if c not in got]
+    if extra or missing:
+        raise DataError(
+            f"{path}: columns differ from the spec: "
+            + "; ".join(
+                p for p in (
+                    f"extra column(s) {extra}" if extra else "",
+                    f"missing column(s) {missing}" if missing else "",
+                ) if p
+            )
+        )
+
+
+def _csv_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFrame]:
     src = spec.source
     names = list(spec.columns)
     try:
-        df = pd.read_csv(
+        reader = pd.read_csv(
             path,
             header=0 if src.header else None,
             sep=src.delimiter,
@@ -50,63 +73,96 @@ def _read_csv(path: Path, spec: DatasetSpec) -> pd.DataFrame:
             na_values=[*src.na_values, ""],
             keep_default_na=False,
             engine="c",
+            chunksize=rows,
         )
+        with reader:
+            for df in reader:
+                if src.header:
+                    _check_header(path, [str(c) for c in df.columns], spec)
+                    yield df[names]
+                    continue
+                if df.shape[1] != len(names):
+                    raise DataError(
+                        f"{path}: rows have {df.shape[1]} fields but the spec declares "
+                        f"{len(names)} columns ({', '.join(names)}): "
+                        + ("extra column(s) in the file" if df.shape[1] > len(names)
+                           else "missing column(s)")
+                    )
+                df.columns = names
+                yield df
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file has no rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"{path}: cannot parse as {src.format} ({e})".strip()) from None
-    if src.header:
-        got = [str(c) for c in df.columns]
-        extra = [c for c in got if c not in spec.columns]
-        missing = [c for c in names if c not in got]
-        if extra or missing:
-            raise DataError(
-                f"{path}: columns differ from the spec: "
-                + "; ".join(
-                    p for p in (
-                        f"extra column(s) {extra}" if extra else "",
-                        f"missing column(s) {missing}" if missing else "",
-                    ) if p
-                )
-            )
-        return df[names]
-    if df.shape[1] != len(names):
-        raise DataError(
-            f"{path}: rows have {df.shape[1]} fields but the spec declares {len(names)} "
-            f"columns ({', '.join(names)}): "
-            + ("extra column(s) in the file" if df.shape[1] > len(names) else "missing column(s)")
-        )
-    df.columns = names
-    return df
 
 
-def read(spec: DatasetSpec, root: Path) -> tuple[pd.DataFrame, list[RawFile]]:
-    """All files of the dataset, concatenated, with their origin kept for error messages."""
-    frames, infos = [], []
+def _parquet_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+        got = file.schema_arrow.names
+    except Exception as e:  # pyarrow raises several unrelated types
+        raise DataError(f"{path}: cannot read as parquet ({e})") from None
+    extra = [c for c in got if c not in spec.columns]
+    missing = [c for c in spec.columns if c not in got]
+    if extra or missing:
+        raise DataError(f"{path}: extra columns {extra}, missing columns {missing}")
+    batches = file.iter_batches(batch_size=rows)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:
+            raise DataError(f"{path}: cannot read as parquet ({e})") from None
+        if batch is None:
+            return
+        df = batch.to_pandas().astype("str").where(lambda d: d.notna(), None)
+        yield df[list(spec.columns)]
+
+
+def _file_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFrame]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (did you run `dvc pull data.dvc`?)")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    if spec.source.format == "csv":
+        if _looks_binary(path):
+            raise DataError(f"{path}: not a text file (binary content); expected csv")
+        return _csv_pieces(path, spec, rows)
+    return _parquet_pieces(path, spec, rows)
+
+
+def chunks(spec: DatasetSpec, root: Path, files: list[RawFile],
+           rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The dataset's rows as string frames of `rows` rows each (the last one shorter), across
+    file boundaries, with their origin kept for error messages and an index that runs on from
+    chunk to chunk (a row's index is its position in the whole dataset). Each file's RawFile is
+    appended to `files` once the file has been read."""
+    held: list[pd.DataFrame] = []
+    n_held = start = 0
+
+    def take(n: int) -> pd.DataFrame:
+        nonlocal held, n_held, start
+        joined = pd.concat(held, ignore_index=True) if len(held) > 1 else held[0]
+        chunk, rest = joined.iloc[:n], joined.iloc[n:]
+        held, n_held = ([rest] if len(rest) else []), len(rest)
+        chunk.index = pd.RangeIndex(start, start + len(chunk))
+        start += len(chunk)
+        return chunk
+
     for name in spec.source.files:
         path = root / spec.source.dir / name
-        if not path.is_file():
-            raise DataError(f"{path}: file not found (did you run `dvc pull data.dvc`?)")
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: file is empty")
-        if spec.source.format == "csv":
-            if _looks_binary(path):
-                raise DataError(f"{path}: not a text file (binary content); expected csv")
-            df = _read_csv(path, spec)
-        else:
-            try:
-                df = pd.read_parquet(path).astype("str").where(lambda d: d.notna(), None)
-            except Exception as e:  # pyarrow raises several unrelated types
-                raise DataError(f"{path}: cannot read as parquet ({e})") from None
-            extra = [c for c in df.columns if c not in spec.columns]
-            missing = [c for c in spec.columns if c not in df.columns]
-            if extra or missing:
-                raise DataError(f"{path}: extra columns {extra}, missing columns {missing}")
-            df = df[list(spec.columns)]
-        if df.empty:
+        n_file = 0
+        for df in _file_pieces(path, spec, rows):
+            df[SOURCE_FILE] = name
+            df[SOURCE_ROW] = range(n_file + 1, n_file + len(df) + 1)
+            n_file += len(df)
+            held.append(df)
+            n_held += len(df)
+            while n_held >= rows:
+                yield take(rows)
+        if n_file == 0:
             raise DataError(f"{path}: file has no data rows")
-        df[SOURCE_FILE] = name
-        df[SOURCE_ROW] = range(1, len(df) + 1)
-        frames.append(df)
-        infos.append(RawFile(path=f"{spec.source.dir}/{name}", rows=len(df)))
-    return pd.concat(frames, ignore_index=True), infos
+        files.append(RawFile(path=f"{spec.source.dir}/{name}", rows=n_file))
+    if n_held:
+        yield take(n_held)

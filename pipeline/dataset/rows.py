@@ -1,11 +1,15 @@
-"""Type and validate every row of a raw frame against its dataset spec.
+"""Type and validate every row of the raw chunks against their dataset spec.
 
-Two passes, so each error message names one rule:
+Two passes per chunk, so each error message names one rule:
 1. `parse` turns text into the declared types and reports values that are not of that type,
    and missing values where the spec does not allow them (rows with a missing value in a
    `missing: drop` column are dropped and counted instead);
 2. `check` runs a pandera schema built from the spec (ranges, allowed categories, nulls) over
    the typed frame, lazily, so one run reports every failing rule at once.
+
+`Validator` runs both over every chunk and keeps, per column and rule, the count and the first
+examples, so the error at the end reads as if the whole dataset had been validated at once
+(and a dataset with type errors still reports those first, as one pass would).
 """
 
 from __future__ import annotations
@@ -25,10 +29,22 @@ MAX_EXAMPLES = 3
 
 @dataclass
 class Problem:
+    """Rows of one column breaking one rule: how many, and where the first few are."""
+
     column: str
     rule: str
-    index: pd.Index
+    order: tuple  # where the problem sits in a one-pass report
+    count: int = 0
+    where: list[str] = field(default_factory=list)
     values: list[object] = field(default_factory=list)
+
+    def add(self, raw: pd.DataFrame, idx: Iterable[int], values: list[object]) -> None:
+        idx = list(idx)
+        self.count += len(idx)
+        room = MAX_EXAMPLES - len(self.where)
+        self.where += [f"{raw.at[i, SOURCE_FILE]} row {raw.at[i, SOURCE_ROW]}"
+                       for i in idx[:max(room, 0)]]
+        self.values += values[:max(MAX_EXAMPLES - len(self.values), 0)]
 
 
 @dataclass
@@ -39,22 +55,16 @@ class Parsed:
     dropped: dict[str, int]  # reason -> rows, each dropped row counted once
 
 
-def _where(raw: pd.DataFrame, idx: Iterable[int]) -> str:
-    return ", ".join(
-        f"{raw.at[i, SOURCE_FILE]} row {raw.at[i, SOURCE_ROW]}" for i in list(idx)[:MAX_EXAMPLES]
-    )
-
-
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def report(problems: list[Problem], raw: pd.DataFrame, spec: DatasetSpec) -> DataError:
+def report(problems: list[Problem], spec: DatasetSpec) -> DataError:
+    problems = sorted(problems, key=lambda p: p.order)
     lines = []
     for p in problems:
-        n = len(p.index)
-        where = _where(raw, p.index)
+        n, where = p.count, ", ".join(p.where)
         hidden = spec.columns[p.column].pii is not None if p.column in spec.columns else False
         shown = "" if hidden or not p.values else (
             "; values " + ", ".join(_show(v) for v in p.values[:MAX_EXAMPLES])
@@ -88,43 +98,49 @@ def _to_number(s: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     return num, bad
 
 
-def parse(raw: pd.DataFrame, spec: DatasetSpec) -> Parsed:
-    problems: list[Problem] = []
+def _problem(found: dict, column: str, rule: str, order: tuple) -> Problem:
+    key = (column, rule)
+    if key not in found:
+        found[key] = Problem(column, rule, order)
+    return found[key]
+
+
+def parse(raw: pd.DataFrame, spec: DatasetSpec, found: dict) -> Parsed:
+    """Typed frame of one raw chunk; problems go into `found` ((column, rule) -> Problem)."""
     typed: dict[str, pd.Series] = {}
     missing: dict[str, int] = {}
     drop_mask = pd.Series(False, index=raw.index)
     dropped: dict[str, int] = {}
-    for name, col in spec.columns.items():
+    for pos, (name, col) in enumerate(spec.columns.items()):
         s = raw[name]
         if col.replace:
             s = s.replace(col.replace)
         if col.type in ("int", "float"):
             s, bad = _to_number(s, col.type)
             if bad.any():
-                problems.append(Problem(name, TYPE_RULES[col.type], raw.index[bad],
-                                        raw.loc[bad, name].tolist()))
+                _problem(found, name, TYPE_RULES[col.type], (0, pos, 0)).add(
+                    raw, raw.index[bad], raw.loc[bad, name].tolist())
             s = s.mask(bad)
             na = s.isna() & ~bad
         elif col.type == "date":
             parsed = pd.to_datetime(s, errors="coerce", format="ISO8601")
             bad = s.notna() & parsed.isna()
             if bad.any():
-                problems.append(Problem(name, "type date (ISO 8601)", raw.index[bad],
-                                        raw.loc[bad, name].tolist()))
+                _problem(found, name, "type date (ISO 8601)", (0, pos, 0)).add(
+                    raw, raw.index[bad], raw.loc[bad, name].tolist())
             s, na = parsed, s.isna()
         else:
             na = s.isna()
         missing[name] = int(na.sum())
         if col.missing == "error" and na.any():
-            problems.append(Problem(name, "not missing (spec says missing: error)", raw.index[na]))
+            _problem(found, name, "not missing (spec says missing: error)", (0, pos, 1)).add(
+                raw, raw.index[na], [])
         elif col.missing == "drop":
             new = na & ~drop_mask
             if new.any():
                 dropped[f"missing {name}"] = int(new.sum())
             drop_mask |= na
         typed[name] = s
-    if problems:
-        raise report(problems, raw, spec)
     frame = pd.DataFrame(typed, index=raw.index)[~drop_mask]
     return Parsed(frame=frame, rows_in=len(raw), missing=missing, dropped=dropped)
 
@@ -158,29 +174,65 @@ def _rule(check: str, spec: DatasetSpec, column: str) -> str:
     return check
 
 
-def check(parsed: Parsed, raw: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """Validate the typed frame; return it with category columns as ordered-category dtypes."""
+def check(parsed: Parsed, raw: pd.DataFrame, spec: DatasetSpec, schema, found: dict):
+    """Validate one typed chunk against `schema` (`_pandera_schema`); problems go into
+    `found`. Returns the chunk with category columns as category dtypes, or None if it broke a
+    rule."""
     import pandera.pandas as pa
 
     frame = parsed.frame
     try:
-        _pandera_schema(spec).validate(frame, lazy=True)
+        schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         fc = err.failure_cases
-        problems = []
         for (column, chk), grp in fc.groupby(["column", "check"], sort=True, dropna=False):
-            idx = pd.Index([int(i) for i in grp["index"].dropna()])
-            problems.append(Problem(str(column), _rule(str(chk), spec, str(column)), idx,
-                                    grp["failure_case"].tolist()))
-        raise report(problems, raw, spec) from None
+            idx = [int(i) for i in grp["index"].dropna()]
+            # Sorted as one pass's groupby over the whole data would sort them.
+            _problem(found, str(column), _rule(str(chk), spec, str(column)),
+                     (1, str(column), str(chk))).add(raw, idx, grp["failure_case"].tolist())
+        return None
     out = {}
     for name, col in spec.columns.items():
         s = frame[name]
         if col.type == "category":
             s = pd.Categorical(s, categories=col.categories)
         elif col.type == "int":
-            s = s.astype("int64") if not s.isna().any() else s.astype("Int64")
+            # The dtype follows the spec, not the chunk: one chunk without a missing value must
+            # not write int64 where the next writes Int64 (one file, one schema).
+            s = s.astype("Int64") if col.missing == "keep" else s.astype("int64")
         elif col.type == "string":
             s = s.astype("str")
         out[name] = s
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+class Validator:
+    """Parse and check chunk after chunk; `finish` raises one report for the whole dataset."""
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.spec = spec
+        self.schema = _pandera_schema(spec)
+        self.parse_problems: dict = {}
+        self.check_problems: dict = {}
+        self.rows_in = 0
+        self.missing = dict.fromkeys(spec.columns, 0)
+        self.dropped: dict[str, int] = {}
+
+    def add(self, raw: pd.DataFrame) -> pd.DataFrame | None:
+        """The typed, validated chunk; None once any chunk broke a rule (later chunks are
+        still read for the report's counts, but no longer checked or kept)."""
+        parsed = parse(raw, self.spec, self.parse_problems)
+        self.rows_in += parsed.rows_in
+        for k, v in parsed.missing.items():
+            self.missing[k] += v
+        for k, v in parsed.dropped.items():
+            self.dropped[k] = self.dropped.get(k, 0) + v
+        if self.parse_problems:
+            return None  # type errors are reported alone, as one pass reports them first
+        frame = check(parsed, raw, self.spec, self.schema, self.check_problems)
+        return None if self.check_problems else frame
+
+    def finish(self) -> None:
+        problems = self.parse_problems or self.check_problems
+        if problems:
+            raise report(list(problems.values()), self.spec)

@@ -41,25 +41,54 @@ def performance(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
     }
 
 
+class _CompressedScores:
+    """The split's scores sorted once, as distinct values: a replicate is then its multiplicity
+    per row (`np.bincount` of its indices), and its ROC AUC is scikit-learn's on one row per
+    (distinct score, label) weighted by how often the replicate drew it. The curve's counts are
+    the same whole numbers either way, so the AUC is the same float; but each replicate costs
+    a gather and a sum instead of sorting n resampled scores (seconds at 10M rows)."""
+
+    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
+        order = np.argsort(score, kind="stable")
+        self.order, self.y_sorted = order, y[order]
+        sorted_scores = score[order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+        distinct = sorted_scores[self.starts]
+        self.scores = np.r_[distinct, distinct]  # first the positives' rows, then negatives'
+        self.labels = np.r_[np.ones(len(distinct), np.int64), np.zeros(len(distinct), np.int64)]
+
+    def roc_auc(self, weights: np.ndarray) -> float:
+        from sklearn import metrics as m
+
+        w = weights[self.order]
+        pos = np.add.reduceat(w * self.y_sorted, self.starts)
+        total = np.add.reduceat(w, self.starts)
+        return m.roc_auc_score(self.labels, self.scores, sample_weight=np.r_[pos, total - pos])
+
+
 def bootstrap_performance(y: np.ndarray, score: np.ndarray, threshold: float, *, n_boot: int,
                           seed: int, alpha: float) -> dict:
     """Percentile bootstrap intervals for acc, bal_acc, f1 and roc_auc, over the same
-    replicates as the split's fairness intervals (`fairness.bootstrap`)."""
-    from sklearn import metrics as m
+    replicates as the split's fairness intervals (`fairness.bootstrap`).
 
+    A replicate's threshold metrics come from its confusion counts, by the formulas
+    scikit-learn uses (the same floats); only the AUC needs the scores. Memory stays O(n): one
+    replicate's indices at a time, never an n_boot × n array."""
     from pipeline.fairness.bootstrap import percentile_interval, replicate_indices
 
     names = ("acc", "bal_acc", "f1", "roc_auc")
     pred = (score >= threshold).astype(np.int64)
     n = len(y)
+    cell = y * 2 + pred  # 0 tn, 1 fp, 2 fn, 3 tp
+    ranked = _CompressedScores(y, score)
     draws = np.full((n_boot, len(names)), np.nan)  # NaN: undefined in that replicate
     for b, idx in enumerate(replicate_indices(n, n_boot, seed)):
-        yy, pp, ss = y[idx], pred[idx], score[idx]
-        draws[b, 0] = np.mean(yy == pp)
-        if 0 < yy.sum() < n:
-            draws[b, 1] = m.balanced_accuracy_score(yy, pp)
-            draws[b, 3] = m.roc_auc_score(yy, ss)
-        draws[b, 2] = m.f1_score(yy, pp, zero_division=0.0)
+        tn, fp, fn, tp = np.bincount(cell[idx], minlength=4).tolist()
+        draws[b, 0] = (tp + tn) / n
+        if 0 < tp + fn < n:  # both classes drawn
+            draws[b, 1] = (tn / (tn + fp) + tp / (tp + fn)) / 2
+            draws[b, 3] = ranked.roc_auc(np.bincount(idx, minlength=n))
+        draws[b, 2] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
     out = {}
     for j, k in enumerate(names):
         ci = percentile_interval(draws[:, j], n_boot, alpha)

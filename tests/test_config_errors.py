@@ -1,4 +1,7 @@
-"""Config validation: every composed config is checked, errors name key, value and rule."""
+"""Config errors in one place: every composed config is checked, and a bad one is refused with
+a message naming the key, the value and the rule (exit 2 where a stage or tool reads it). Covers
+the root config, estimator params, governance gates, privacy detectors and plug-ins, and the
+params a stage may read (dvc.yaml's `params:`)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,12 @@ import sys
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from pipeline.config import validate
+from pipeline.privacy import BUILTIN_DETECTORS, PrivacyConfig, build_detectors
 from pipeline.runtime.errors import ConfigError
+from pipeline.runtime.runner import ParamsView
 from tests.conftest import ROOT, composed, run, stage
 
 
@@ -236,3 +242,102 @@ def test_alias_names_are_distinct_and_the_server_resolves_the_champion(base):
     raw["serve"]["source"]["alias"] = "challenger"
     msg = _err(raw)
     assert "serve.source.alias" in msg and "the server serves the champion only" in msg
+
+
+# Governance gates (conf/governance/)
+
+DIR = {"metric": "disparate_impact_ratio", "min": 0.8, "attributes": ["sex"]}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needles"),
+    [
+        (lambda g: g["fairness"].append({**DIR, "min": 1.5}),
+         ["governance.fairness.5.min", "[0, 1]"]),
+        (lambda g: g["fairness"].append({"metric": "statistical_parity_difference", "max": -0.1,
+                                         "attributes": ["sex"]}),
+         ["governance.fairness.5.max", "[0, 1]"]),
+        (lambda g: g["performance"].append({"metric": "roc_auc", "min": 80}),
+         ["governance.performance.2.min", "[0, 1]"]),
+        (lambda g: g["fairness"].append({"metric": "happiness_ratio", "min": 0.8}),
+         ["governance.fairness.5.metric", "'happiness_ratio' is not produced"]),
+        (lambda g: g["fairness"].append({**DIR, "attributes": ["religion"]}),
+         ["governance.fairness.5.attributes", "['religion'] not produced", "sex*race"]),
+        (lambda g: g["performance"].append({"metric": "mcc", "min": 0.3}),
+         ["governance.performance.2.metric", "'mcc' is not a performance metric"]),
+        (lambda g: g.update(enforcement="maybe"),
+         ["governance.enforcement: got 'maybe'", "'block' or 'warn'"]),
+        (lambda g: g["fairness"][0].update(enforcement="sometimes"),
+         ["governance.fairness.0.enforcement: got 'sometimes'"]),
+        (lambda g: g["fairness"][0].update(min=0.8, max=0.9),
+         ["exactly one of `min` or `max`"]),
+    ],
+)
+def test_governance_config_errors(base, mutate, needles):
+    raw = copy.deepcopy(base)
+    mutate(raw["governance"])
+    msg = _err(raw)
+    for n in needles:
+        assert n in msg, f"{n!r} not in {msg}"
+
+
+# Privacy detectors and plug-ins (conf/privacy/)
+
+
+def test_extra_keys_forbidden():
+    with pytest.raises(ValidationError, match="extra"):
+        PrivacyConfig.model_validate({"builtin": ["email"], "bogus": 1})
+
+
+def test_unknown_builtin_lists_valid_names():
+    with pytest.raises(ValueError) as exc:
+        build_detectors({"builtin": ["email", "passport"]})
+    msg = str(exc.value)
+    assert "passport" in msg
+    for name in BUILTIN_DETECTORS:
+        assert name in msg
+
+
+def test_invalid_regex_names_the_rule():
+    with pytest.raises(ValueError) as exc:
+        PrivacyConfig.model_validate(
+            {"custom": [{"name": "EMPLOYEE_ID", "pattern": "EMP-(\\d{6}"}]}
+        )
+    assert "EMPLOYEE_ID" in str(exc.value)
+    assert "invalid regex" in str(exc.value)
+
+
+def test_custom_rule_name_must_be_identifier():
+    with pytest.raises(ValueError, match="must start with a letter"):
+        PrivacyConfig.model_validate({"custom": [{"name": "bad name]", "pattern": "x"}]})
+
+
+def test_plugin_without_finditer_is_rejected(plugin_module_path):
+    with pytest.raises(TypeError, match="finditer"):
+        build_detectors({"plugins": [{"_target_": f"{plugin_module_path}.NotADetector"}]})
+
+
+def test_plugin_unknown_target():
+    with pytest.raises(ValueError, match="no_such_module"):
+        build_detectors({"plugins": [{"_target_": "no_such_module.Detector"}]})
+
+
+def test_plugin_needs_target():
+    with pytest.raises(ValueError, match="_target_"):
+        PrivacyConfig.model_validate({"plugins": [{"name": "x"}]})
+
+
+# A stage's params view (dvc.yaml `params:`)
+
+
+@pytest.fixture(scope="module")
+def config(base):
+    return validate(base)
+
+
+def test_an_undeclared_key_names_the_stage_and_the_dotted_key(config):
+    view = ParamsView(config, ("data.target",), "split")
+    with pytest.raises(AttributeError, match=r"stage 'split' reads params 'data.columns'"):
+        view.data.columns  # noqa: B018
+    with pytest.raises(AttributeError, match=r"params 'metrics'"):
+        view.metrics  # noqa: B018
