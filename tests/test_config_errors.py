@@ -341,3 +341,34 @@ def test_an_undeclared_key_names_the_stage_and_the_dotted_key(config):
         view.data.columns  # noqa: B018
     with pytest.raises(AttributeError, match=r"params 'metrics'"):
         view.metrics  # noqa: B018
+
+
+@pytest.mark.parametrize("override, message", [
+    ("registry.promotion.metric=accuracy", "registry.promotion.metric: 'accuracy' is not "
+                                           "produced by the metrics stage"),
+    ("registry.promotion.metric=log_loss", "registry.promotion.greater_is_better: log_loss "
+                                           "is better when lower"),
+    ("registry.promotion.min_absolute_change=-0.01", "registry.promotion.min_absolute_change"),
+    ("registry.promotion.min_absolute_change=lots", "registry.promotion.min_absolute_change"),
+    ("registry.promotion.min_relative_change=2", "registry.promotion.min_relative_change"),
+    ("registry.promotion.fairness.0.max_regression=-1",
+     "registry.promotion.fairness.0.max_regression"),
+    ("registry.promotion.fairness.0.metric=theil", "registry.promotion.fairness.0.metric: "
+                                                   "'theil' is not produced"),
+    ("registry.promotion.fairness.0.attributes=[age]",
+     "registry.promotion.fairness.0.attributes: ['age'] not produced"),
+])
+def test_a_bad_promotion_policy_is_a_config_error_naming_the_key(override, message):
+    from pipeline.config import validate
+
+    raw = composed()
+    key, value = override.split("=", 1)
+    node = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[last] = [v.strip() for v in value.strip("[]").split(",")] if value.startswith("[") \
+        else value
+    with pytest.raises(ConfigError) as e:
+        validate(raw)
+    assert message in str(e.value), str(e.value)

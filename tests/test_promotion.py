@@ -9,9 +9,7 @@ import pytest
 
 from pipeline.audit.promotion import best, compare, figures
 from pipeline.config.registry import PromotionSpec
-from pipeline.runtime.errors import ConfigError
 from pipeline.tracking.champions import anchor
-from tests.conftest import composed
 
 
 def spec(**kw) -> PromotionSpec:
@@ -111,34 +109,3 @@ def move(version, frm, by="policy", rnd="r1"):
 def test_anchor_is_the_champion_before_the_rounds_first_policy_move(moves, current, rnd,
                                                                      expected):
     assert anchor(moves, current, rnd) == expected
-
-
-@pytest.mark.parametrize("override, message", [
-    ("registry.promotion.metric=accuracy", "registry.promotion.metric: 'accuracy' is not "
-                                           "produced by the metrics stage"),
-    ("registry.promotion.metric=log_loss", "registry.promotion.greater_is_better: log_loss "
-                                           "is better when lower"),
-    ("registry.promotion.min_absolute_change=-0.01", "registry.promotion.min_absolute_change"),
-    ("registry.promotion.min_absolute_change=lots", "registry.promotion.min_absolute_change"),
-    ("registry.promotion.min_relative_change=2", "registry.promotion.min_relative_change"),
-    ("registry.promotion.fairness.0.max_regression=-1",
-     "registry.promotion.fairness.0.max_regression"),
-    ("registry.promotion.fairness.0.metric=theil", "registry.promotion.fairness.0.metric: "
-                                                   "'theil' is not produced"),
-    ("registry.promotion.fairness.0.attributes=[age]",
-     "registry.promotion.fairness.0.attributes: ['age'] not produced"),
-])
-def test_a_bad_promotion_policy_is_a_config_error_naming_the_key(override, message):
-    from pipeline.config import validate
-
-    raw = composed()
-    key, value = override.split("=", 1)
-    node = raw
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node[int(part)] if part.isdigit() else node[part]
-    node[last] = [v.strip() for v in value.strip("[]").split(",")] if value.startswith("[") \
-        else value
-    with pytest.raises(ConfigError) as e:
-        validate(raw)
-    assert message in str(e.value), str(e.value)
