@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline import attest
 from pipeline.audit import attestation, keys
-from tests.conftest import VENV_BIN, clone_built, env, run, stage
+from tests.conftest import VENV_BIN, clone_built, run, stage
 
 MODEL_SHA, ARTIFACT_SHA = "a" * 64, "b" * 64
 GATE = {"id": "fairness:disparate_impact_ratio:sex", "kind": "fairness",
@@ -354,7 +354,7 @@ def test_a_tampered_envelope_in_the_artifact_store_fails(registered, keypair):
 def test_a_server_with_a_public_key_refuses_unsigned_and_serves_signed(registered, keypair,
                                                                         monkeypatch):
     from tests.processes import free_port
-    from tests.serve_process import KEY, Server
+    from tests.serve_process import KEY, Server, serve_env
 
     # Registered again without a key: the same version, its statement now unsigned.
     run([sys.executable, "-m", "pipeline.register", "--dvc"], registered)
@@ -363,8 +363,7 @@ def test_a_server_with_a_public_key_refuses_unsigned_and_serves_signed(registere
     proc = subprocess.run(
         [sys.executable, "-m", "serve", f"serve.port={free_port()}",
          f"serve.source.public_key={keypair['public']}"],
-        cwd=registered, env=env(GOVPIPE_API_KEY=KEY), capture_output=True, text=True,
-        timeout=120)
+        cwd=registered, env=serve_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "unsigned (signed: false)" in proc.stderr and "Traceback" not in proc.stderr
     # Signed again; the key from the environment this time (serve.source.public_key_env).
@@ -382,6 +381,6 @@ def test_a_server_with_a_public_key_refuses_unsigned_and_serves_signed(registere
         srv.stop()
     monkeypatch.setenv(keys.PUBLIC_KEY_ENV, str(keypair["other"]))
     proc = subprocess.run([sys.executable, "-m", "serve", f"serve.port={free_port()}"],
-                          cwd=registered, env=env(GOVPIPE_API_KEY=KEY), capture_output=True,
-                          text=True, timeout=120)
+                          cwd=registered, env=serve_env(), capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 2 and "signed by another key" in proc.stderr, proc.stderr[-2000:]

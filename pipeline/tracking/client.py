@@ -15,6 +15,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from pipeline.runtime.errors import ConfigError, PipelineError
 
 log = logging.getLogger("pipeline.tracking.client")
 T = TypeVar("T")
+_GLOBAL_URI_LOCK = threading.Lock()  # mlflow's registry URI is process-global: see download()
 
 SHA_TAG = "model_sha256"  # sha256 of artifacts/model.pkl, the file governance judged
 # sha256 over the model directory as the artifact store holds it (MLflow re-pickles the model,
@@ -249,14 +251,26 @@ class Registry:
         return mine
 
     def download(self, uri: str, dst: Path) -> Path:
-        """A model (models:/…) or artifact URI, downloaded into `dst`."""
+        """A model (models:/NAME/VERSION) or artifact URI, downloaded into `dst`.
+
+        MLflow resolves a models:/ URI with the process-global registry URI and ignores the one
+        passed in (ModelsArtifactRepository._get_model_uri_infos, mlflow 3.x): in a process that
+        never set it — a promote command, a re-registration, a second store — it read MLflow's
+        default store and returned another store's version N. So it is pointed at this
+        registry for the call. (Resolving the version's files ourselves would skip the
+        `registered_model_meta` file MLflow adds on download, which `artifact_sha256` covers.)"""
+        import mlflow
         import mlflow.artifacts
 
-        # registry_uri too: a models:/ URI is resolved by the registry, which would otherwise
-        # be MLflow's default store, not this one (found by promoting from a second store).
-        return Path(self.call("download the model", mlflow.artifacts.download_artifacts,
-                              artifact_uri=uri, dst_path=str(dst), tracking_uri=self.uri,
-                              registry_uri=self.uri))
+        with _GLOBAL_URI_LOCK:
+            previous = mlflow.get_registry_uri()
+            mlflow.set_registry_uri(self.uri)
+            try:
+                return Path(self.call("download the model", mlflow.artifacts.download_artifacts,
+                                      artifact_uri=uri, dst_path=str(dst),
+                                      tracking_uri=self.uri, registry_uri=self.uri))
+            finally:
+                mlflow.set_registry_uri(previous)
 
     def artifact_digest(self, uri: str) -> str:
         """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
