@@ -325,7 +325,9 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     p, cfg = ctx.params, ctx.params.registry
     round_id = tags["git_commit"]
     current = reg.alias_version(cfg.model_name, cfg.champion_alias)
-    anchor = champions.anchor(champions.history(reg, cfg.model_name), current, round_id)
+    moves = champions.history(reg, cfg.model_name)
+    anchor = champions.anchor(moves, current, round_id)
+    anchor_tag = champions.anchor_tag(moves, anchor)
     split_sha = file_sha256(ctx.input(SPLIT[p.governance.split]))
     own = _own_figures(ctx)
     candidate = promotion.figures(cfg.promotion, own["performance"], own["fairness"],
@@ -345,7 +347,7 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     comparison.update(anchor_version=anchor, split=p.governance.split, **evidence,
                       seconds=round(time.perf_counter() - started, 3))
     record = {
-        champions.ROUND_TAG: round_id, champions.ANCHOR_TAG: anchor or champions.NO_ANCHOR,
+        champions.ROUND_TAG: round_id, champions.ANCHOR_TAG: anchor_tag,
         champions.PASSED_TAG: str(comparison["passed"]).lower(),
         champions.MARGIN_TAG: "" if comparison["margin"] is None else str(comparison["margin"]),
         champions.COMPARISON_TAG: _tag_json(comparison),
@@ -355,7 +357,7 @@ def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     for k, v in record.items():
         reg.call("record the comparison", reg.client.set_model_version_tag, cfg.model_name,
                  version.version, k, v)
-    moved = settle(reg, cfg, round_id, anchor)
+    moved = settle(reg, cfg, round_id, anchor, anchor_tag)
     comparison["champion_after"] = reg.alias_version(cfg.model_name, cfg.champion_alias)
     comparison["moves"] = moved
     md, html = promotion.addendum(comparison, cfg.model_name, str(version.version))
@@ -381,7 +383,7 @@ def _tag_json(comparison: dict) -> str:
     return text
 
 
-def settle(reg, cfg, round_id: str, anchor: str | None) -> list[dict]:
+def settle(reg, cfg, round_id: str, anchor: str | None, anchor_tag: str) -> list[dict]:
     """Point the champion at the best of the round's passing candidates, and check again after
     moving it: a registration on another machine (a tracking server shared by several) may
     have recorded a better candidate in between. Every registration ends with this check, so
@@ -390,7 +392,8 @@ def settle(reg, cfg, round_id: str, anchor: str | None) -> list[dict]:
 
     moves = []
     for _ in range(5):
-        winner = promotion.best(champions.round_pool(reg, cfg.model_name, round_id, anchor))
+        winner = promotion.best(champions.round_pool(reg, cfg.model_name, round_id,
+                                                     anchor_tag))
         current = reg.alias_version(cfg.model_name, cfg.champion_alias)
         if winner is None or winner["version"] == current:
             return moves

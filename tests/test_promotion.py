@@ -109,3 +109,13 @@ def move(version, frm, by="policy", rnd="r1"):
 def test_anchor_is_the_champion_before_the_rounds_first_policy_move(moves, current, rnd,
                                                                      expected):
     assert anchor(moves, current, rnd) == expected
+
+
+def test_a_persons_move_starts_a_new_pool_even_against_the_same_version():
+    from pipeline.tracking.champions import anchor_tag
+
+    moves = [{**move("1", None, rnd="r0"), "key": "k1"}, {**move("4", "1"), "key": "k2"}]
+    before = anchor_tag(moves, "1")
+    rolled_back = [*moves, {**move("1", "4", by="person:a", rnd="manual"), "key": "k3"}]
+    assert anchor_tag(rolled_back, "1") != before == "1|"
+    assert anchor_tag([], None) == "none|"

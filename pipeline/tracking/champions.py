@@ -42,10 +42,19 @@ def history(reg, model_name: str) -> list[dict[str, Any]]:
     moves = []
     for key in sorted(k for k in (rm.tags or {}) if k.startswith(MOVE_PREFIX)):
         try:
-            moves.append(json.loads(rm.tags[key]))
+            moves.append({**json.loads(rm.tags[key]), "key": key})
         except json.JSONDecodeError:  # an edited tag: show it, never act on it
             moves.append({"version": None, "by": "unreadable", "round": None, "key": key})
     return moves
+
+
+def anchor_tag(moves: list[dict[str, Any]], anchor_version: str | None) -> str:
+    """What a candidate was compared against: the anchor version and the last move a person
+    made. Candidates compared before a person's move never compete after it, even against the
+    same version (a rollback to version 1 must not let the round's other candidates that beat
+    version 1 take over at the next registration)."""
+    people = [m["key"] for m in moves if str(m.get("by", "")).startswith("person:")]
+    return f"{anchor_version or NO_ANCHOR}|{people[-1] if people else ''}"
 
 
 def anchor(moves: list[dict[str, Any]], current: str | None, round_id: str) -> str | None:
@@ -78,8 +87,9 @@ def move(reg, cfg, version: str, *, by: str, round_id: str, why: str,
     return entry
 
 
-def round_pool(reg, model_name: str, round_id: str, anchor_version: str | None) -> list[dict]:
-    """The round's candidates that passed the policy against this anchor, still eligible."""
+def round_pool(reg, model_name: str, round_id: str, anchor: str) -> list[dict]:
+    """The round's candidates that passed the policy against this anchor (`anchor_tag`),
+    still eligible."""
     from pipeline.tracking.client import servable
 
     found = reg.call("search model versions", reg.client.search_model_versions,
@@ -89,7 +99,7 @@ def round_pool(reg, model_name: str, round_id: str, anchor_version: str | None) 
         t = v.tags
         eligible = not [p for p in servable({**t, "promoted": "true"})]
         if (eligible and t.get(PASSED_TAG) == "true" and DEMOTED_TAG not in t
-                and t.get(ANCHOR_TAG) == (anchor_version or NO_ANCHOR)):
+                and t.get(ANCHOR_TAG) == anchor):
             pool.append({"version": str(v.version), "margin": float(t[MARGIN_TAG]),
                          "sha": t.get("model_sha256", "")})
     return pool
