@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,6 +112,18 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 600,
             f"stderr:\n{proc.stderr}"
         )
     return proc
+
+
+def wait_for_queue(repo: Path, timeout: float = 600) -> None:
+    """Until `dvc queue status` shows nothing queued or running; no task may have failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run([str(VENV_BIN / "dvc"), "queue", "status"], repo).stdout
+        if "Running" not in status and "Queued" not in status:
+            assert "Failed" not in status, status
+            return
+        time.sleep(2)
+    raise AssertionError(f"queue did not finish: {status}")
 
 
 def stage(cwd: Path, name: str, *args: str, check: bool = False,

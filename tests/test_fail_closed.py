@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, VENV_BIN, clone_built, env, run, stage
+from tests.conftest import ROOT, VENV_BIN, clone_built, env, run, stage, wait_for_queue
 from tests.mlflow_server import MlflowServer
 from tests.processes import free_port
 
@@ -254,7 +254,7 @@ def test_the_queue_with_two_jobs_registers_a_shared_model_once(repo):
         run([DVC, "exp", "run", "--queue", "-S", "seed=5", "-S", f"metrics.n_boot={n}"], repo)
     try:
         run([DVC, "queue", "start", "-j", "2"], repo)
-        _wait_for_queue(repo)
+        wait_for_queue(repo, timeout=400)
         # the seed-5 model is VALIDATED and registered once; champion or challenger is the
         # promotion policy's call, recorded on the version
         champion = version_of_alias(repo, "champion")
@@ -272,19 +272,6 @@ def champion_back_to_1(repo: Path) -> None:
     if str(version_of_alias(repo, "champion").version) != "1":
         run([sys.executable, "-m", "pipeline.promote", "1", "--reason",
              "back to the baseline for the next test"], repo)
-
-
-def _wait_for_queue(repo: Path, timeout: float = 400) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run([DVC, "queue", "status"], repo).stdout
-        if "Running" not in status and "Queued" not in status:
-            assert "Failed" not in status, status
-            return
-        time.sleep(2)
-    raise AssertionError(f"queue did not finish: {status}")
 
 
 # -- 7. the run cache never fakes a registration --------------------------------------------------

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, clone_built, run
+from tests.conftest import VENV_BIN, clone_built, run, wait_for_queue
 
 # Two queued sweeps in the module fixture: minutes, more than the default per-test timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -41,17 +40,6 @@ def versions(repo: Path, db: str = "mlflow.db") -> dict[str, object]:
 
 def champion(repo: Path, db: str = "mlflow.db"):
     return client(repo, db).get_model_version_by_alias(MODEL, "champion")
-
-
-def wait_for_queue(repo: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run([DVC, "queue", "status"], repo).stdout
-        if "Running" not in status and "Queued" not in status:
-            assert "Failed" not in status, status
-            return
-        time.sleep(2)
-    raise AssertionError(f"queue did not finish: {status}")
 
 
 def exp_rows(repo: Path) -> dict[str, dict]:
