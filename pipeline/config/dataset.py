@@ -70,6 +70,10 @@ class ColumnSpec(Section):
 class TargetSpec(Section):
     column: str
     positive: str = Field(description="the favourable outcome; encoded as 1, everything else 0")
+    # Plain words for the model card and the server's answer: what the favourable label means
+    # for the person scored ("earns more than $50K a year"), and what every other label means.
+    favourable_means: str | None = None
+    unfavourable_means: str | None = None
 
 
 class SensitiveSpec(Section):
