@@ -96,3 +96,10 @@ bench: data
 
 clean:
 	rm -rf outputs multirun .pytest_cache
+
+# The pull-request report (README "CI for your repo"): verdict and gates, metrics, fairness and
+# parameters against BASE, the selection-rate chart: reports/pr_report.md and .svg (git-ignored).
+.PHONY: report
+BASE ?= main
+report: setup
+	python -m pipeline.report --base "$(BASE)"

@@ -16,6 +16,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
                       promotion policy pick the champion
     compose.py        tool: write params.yaml from conf/
     verdict.py        tool: exit 1 unless the workspace's model may become champion (CI)
+    report.py         tool: the pull-request report against a base revision (CI comment)
     champion.py       tool: print the registry's champion and the history of its moves
     promote.py        tool: human oversight: promote a VALIDATED version, roll back
     attest.py         tool: make a signing key pair, verify a version's signed attestation
