@@ -1,0 +1,218 @@
+"""The CI template for users (README "CI for your repo"): `make report` on a real git repo with
+a base branch and a changed experiment, checked number by number against the metrics files of
+each branch; both workflow files against their vendored schemas; the verdict step, as the
+workflows write it, failing on a REJECTED workspace; bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.report import DEFAULT_OUT
+from tests.conftest import ROOT, VENV_BIN, clone_built, run
+
+DVC = str(VENV_BIN / "dvc")
+GITHUB = ROOT / ".github" / "workflows" / "govpipe.yml"
+GITLAB = ROOT / ".gitlab-ci.yml"
+CHART = DEFAULT_OUT.with_suffix(".svg")
+
+
+@pytest.fixture(scope="module")
+def pr_repo(tmp_path_factory, built) -> Path:
+    """`main`: the default pipeline's results, committed (VALIDATED). Checked out: branch
+    `unmitigated`, one experiment changed (`mitigation=none`, REJECTED on the four-fifths rule
+    for sex) and its stages rerun (train, metrics, governance), results committed."""
+    repo = clone_built(built, tmp_path_factory.mktemp("report") / "repo")
+    run(["git", "checkout", "-qb", "unmitigated"], repo)
+    run([sys.executable, "-m", "pipeline.compose", "mitigation=none"], repo)
+    run(["git", "commit", "-qam", "experiment: no mitigation"], repo)
+    run([DVC, "repro", "governance"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "experiment results"], repo)
+    # `make`'s setup target is this test run's venv (on PATH): mark it done, as `make run` would.
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / ".synced").touch()
+    return repo
+
+
+def _tables(md: str) -> dict[str, list[list[str]]]:
+    """Each section's table rows (a section: a heading or a `<details>` summary), cells
+    unescaped, without Markdown's backticks and bold."""
+    out: dict[str, list[list[str]]] = {}
+    section = ""
+    for line in md.splitlines():
+        if line.startswith("#") or "<summary>" in line:
+            section = re.sub(r"<[^>]+>", "", line).lstrip("#").strip()
+        elif line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip().replace("\\|", "|").replace("`", "").strip("*")
+                     for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            out.setdefault(section, []).append(cells)
+    return {k: rows[1:] for k, rows in out.items()}  # drop the header row
+
+
+def _value(text: str):
+    return None if text == "—" else json.loads(text) if re.fullmatch(r"-?[\d.e+-]+", text) \
+        else text
+
+
+def _at(repo: Path, rev: str, rel: str) -> dict:
+    return json.loads(run(["git", "show", f"{rev}:{rel}"], repo).stdout)
+
+
+def test_make_report_compares_the_change_with_its_base_number_by_number(pr_repo, built):
+    proc = run(["make", "report", "BASE=main"], pr_repo)
+    md = (pr_repo / DEFAULT_OUT).read_text(encoding="utf-8")
+    tables = _tables(md)
+    base = {rel: _at(pr_repo, "main", rel) for rel in
+            ("metrics/performance.json", "metrics/fairness.json", "metrics/governance.json")}
+    head = {rel: json.loads((pr_repo / rel).read_text()) for rel in base}
+    assert base["metrics/governance.json"]["verdict"] == "VALIDATED"
+    assert head["metrics/governance.json"]["verdict"] == "REJECTED"
+
+    top = {r[0]: r[1:] for r in tables["govpipe: ❌ REJECTED"]}
+    assert top["verdict"] == ["VALIDATED", "REJECTED"]
+    failing = head["metrics/governance.json"]["failed_gates"]
+    assert "dir:sex" in failing.split(",")
+    assert top["failing gates (blocking)"] == ["none", failing.replace(",", ", ")]
+    assert "(`make verdict`): exit 1, REJECTED" in md  # what the CI job's verdict step does
+
+    perf = {r[0]: r[1:3] for r in tables["Performance (test split)"]}
+    flat = _flat(base["metrics/performance.json"]["test"]), \
+        _flat(head["metrics/performance.json"]["test"])
+    assert set(perf) == set(flat[1])
+    for key, (b, h) in perf.items():
+        assert (_value(b), _value(h)) == (flat[0][key], flat[1][key]), key
+
+    fair = tables["Fairness (test split)"]
+    assert {a for a, *_ in fair} >= {"sex", "race", "sex*race"}
+    for attribute, metric, b, h, _ in fair:
+        assert _value(b) == base["metrics/fairness.json"]["test"][attribute][metric]
+        assert _value(h) == head["metrics/fairness.json"]["test"][attribute][metric]
+
+    gates = {r[0]: r for r in tables["Gates (test split)"]}
+    dir_sex = gates["disparate_impact_ratio on sex"]
+    key = "disparate_impact_ratio:sex"
+    assert _value(dir_sex[3]) == base["metrics/governance.json"]["gates"][key]
+    assert _value(dir_sex[4]) == head["metrics/governance.json"]["gates"][key]
+    assert dir_sex[1] == "≥ 0.8" and dir_sex[6] == "❌ fails"
+
+    params = {r[0]: r[1:] for r in tables["Parameters changed"]}
+    assert params["mitigation.name"] == ["threshold_optimizer", "none"]
+
+    # The chart's figures: the base's plot data comes from the DVC cache (`built` ran main).
+    rates = {r[0]: r[1:] for r in tables["Selection rates"]}
+    plot = "plots/selection_rate_test.json"
+    for side, rows in ((0, json.loads((built / plot).read_text())),
+                       (1, json.loads((pr_repo / plot).read_text()))):
+        assert {r["group"]: r["selection_rate"] for r in rows} == \
+            {g: _value(v[side]) for g, v in rates.items()}
+    assert f"]({CHART.name})" in md
+    svg = (pr_repo / CHART).read_text(encoding="utf-8")
+    assert "<svg" in svg and "sex=Female" in svg and "race=Other (excluded)" in svg
+    assert proc.stdout.split() == [str(DEFAULT_OUT), str(CHART)]
+    # Git-ignored and no DVC output: the report leaves the clone as it was.
+    assert run(["git", "status", "--porcelain"], pr_repo).stdout == ""
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def test_workflows_validate_against_their_vendored_schemas(tmp_path):
+    check = str(VENV_BIN / "check-jsonschema")
+    for path, schema, broken in ((GITHUB, "vendor.github-workflows", ("runs-on:", "runs_on:")),
+                                 (GITLAB, "vendor.gitlab-ci", ("timeout: 1h", "timeout: [1]"))):
+        ok = run([check, "--builtin-schema", schema, str(path)], ROOT, check=False)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        # The schema really is enforced: the same file with one key broken is refused.
+        bad = tmp_path / path.name
+        text = path.read_text()
+        assert broken[0] in text
+        bad.write_text(text.replace(broken[0], broken[1], 1))
+        refused = run([check, "--builtin-schema", schema, str(bad)], ROOT, check=False)
+        assert refused.returncode == 1, refused.stdout
+
+
+def _github_steps() -> list[dict]:
+    return yaml.safe_load(GITHUB.read_text())["jobs"]["govern"]["steps"]
+
+
+def test_workflows_post_the_report_make_report_writes():
+    steps = _github_steps()
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    report = next(s for s in steps if "make report" in s.get("run", ""))
+    post = next(s for s in steps if "cml" in s.get("run", ""))
+    assert f"comment update {DEFAULT_OUT}" in post["run"] and "REPO_TOKEN" in post["env"]
+    assert names.index(report["name"]) < names.index(post["name"])
+    gitlab = yaml.safe_load(GITLAB.read_text())
+    assert set(gitlab["govern"]["artifacts"]["paths"]) == {str(DEFAULT_OUT), str(CHART)}
+    assert f"comment update {DEFAULT_OUT}" in gitlab["comment"]["script"][0]
+    assert gitlab["comment"]["rules"][0]["when"] == "always"  # posted on REJECTED too
+
+
+def test_the_verdict_step_fails_the_job_on_rejected(pr_repo):
+    steps = _github_steps()
+    [step] = [s for s in steps if "verdict" in s.get("run", "")]
+    assert "continue-on-error" not in step
+    assert step is steps[-1]  # after the report is posted
+    pipeline = next(s for s in steps if s.get("id") == "pipeline")
+    assert pipeline["run"] == "make run" and "steps.pipeline.outcome == 'success'" in step["if"]
+    govern = yaml.safe_load(GITLAB.read_text())["govern"]
+    assert "allow_failure" not in govern
+    [line] = [ln for ln in govern["script"] if "verdict" in ln]
+    for command in (step["run"], line):  # each as the runner would run it, in this workspace
+        proc = run(["bash", "-eo", "pipefail", "-c", command], pr_repo, check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "REJECTED" in proc.stderr and "dir:sex" in proc.stderr
+    try:  # ... and passes on the base's VALIDATED workspace
+        run(["git", "checkout", "-q", "main"], pr_repo)
+        run([DVC, "checkout", "-q"], pr_repo)
+        ok = run(["bash", "-eo", "pipefail", "-c", step["run"]], pr_repo, check=False)
+        assert ok.returncode == 0 and "VALIDATED" in ok.stdout, ok.stdout + ok.stderr
+    finally:
+        run(["git", "checkout", "-q", "unmitigated"], pr_repo)
+        run([DVC, "checkout", "-q"], pr_repo)
+
+
+def test_bad_input_is_a_clear_error_with_exit_2_and_nothing_written(pr_repo, tmp_path):
+    for rel in (DEFAULT_OUT, CHART):
+        (pr_repo / rel).unlink(missing_ok=True)
+
+    def report(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "pipeline.report", *args], cwd, check=False)
+
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    bare = tmp_path / "no-results"
+    bare.mkdir()
+    run(["git", "init", "-q", "-b", "main"], bare)
+    shutil.copy(ROOT / "dvc.yaml", bare / "dvc.yaml")
+    run(["git", "add", "-A"], bare)
+    run(["git", "commit", "-qm", "pipeline, never run"], bare)
+    cases = [
+        (outside, ("--base", "main"), "is not inside a git repository"),
+        (pr_repo, ("--base", "no-such-branch"), "base 'no-such-branch' is not a commit"),
+        (pr_repo, (), "--base is required"),
+        (pr_repo, ("--base", "main", "--colour"), "unknown argument '--colour'"),
+        (pr_repo / "conf", ("--base", "main"), "is not the root of a DVC pipeline"),
+        (bare, ("--base", "main"), "no pipeline results in the workspace"),
+    ]
+    for cwd, args, message in cases:
+        proc = report(cwd, *args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not list(cwd.rglob("pr_report.*")), args
+    # Through make, as the README says: its own exit status is 2 whenever a recipe fails.
+    proc = run(["make", "report", "BASE=no-such-branch"], pr_repo, check=False)
+    assert proc.returncode == 2 and "git fetch origin no-such-branch" in proc.stderr
+    assert not (pr_repo / DEFAULT_OUT).exists() and not (pr_repo / CHART).exists()
