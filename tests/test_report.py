@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.report import DEFAULT_OUT
+from pipeline.report import DEFAULT_OUT, num
 from tests.conftest import ROOT, VENV_BIN, clone_built, run
 
 DVC = str(VENV_BIN / "dvc")
@@ -96,12 +96,20 @@ def test_make_report_compares_the_change_with_its_base_number_by_number(pr_repo,
         assert _value(b) == base["metrics/fairness.json"]["test"][attribute][metric]
         assert _value(h) == head["metrics/fairness.json"]["test"][attribute][metric]
 
-    gates = {r[0]: r for r in tables["Gates (test split)"]}
-    dir_sex = gates["disparate_impact_ratio on sex"]
-    key = "disparate_impact_ratio:sex"
-    assert _value(dir_sex[3]) == base["metrics/governance.json"]["gates"][key]
-    assert _value(dir_sex[4]) == head["metrics/governance.json"]["gates"][key]
-    assert dir_sex[1] == "≥ 0.8" and dir_sex[6] == "❌ fails"
+    gates = {r[0]: r[1:] for r in tables["Gates (test split)"]}
+    judged = json.loads((pr_repo / "reports" / "governance.json").read_text())["gates"]
+    assert len(gates) == len(judged)
+    for g in judged:  # every gate: rule, enforcement, base and new value, result
+        key = g["id"].split(":", 1)[1]
+        rule, enforcement, b, h, _, result = gates[
+            g["metric"] + (f" on {g['attribute']}" if g["attribute"] else "")]
+        assert rule == f"{'≥' if g['direction'] == '>=' else '≤'} {num(g['threshold'])}"
+        assert enforcement == g["enforcement"]
+        assert _value(b) == base["metrics/governance.json"]["gates"][key]
+        assert _value(h) == head["metrics/governance.json"]["gates"][key] == g["value"]
+        assert result == ("✅ passes" if g["passed"] else
+                          "⚠️ fails (advisory)" if g["advisory"] else "❌ fails"), key
+    assert gates["disparate_impact_ratio on sex"][-1] == "❌ fails"
 
     params = {r[0]: r[1:] for r in tables["Parameters changed"]}
     assert params["mitigation.name"] == ["threshold_optimizer", "none"]
@@ -116,9 +124,49 @@ def test_make_report_compares_the_change_with_its_base_number_by_number(pr_repo,
     assert f"]({CHART.name})" in md
     svg = (pr_repo / CHART).read_text(encoding="utf-8")
     assert "<svg" in svg and "sex=Female" in svg and "race=Other (excluded)" in svg
-    assert proc.stdout.split() == [str(DEFAULT_OUT), str(CHART)]
+    assert ">base<" in svg and ">this change<" in svg  # the legend of the two series
+    changed = {(r[0], r[1]): r[2:4] for r in tables["Every DVC metric that changed"]}
+    assert changed["metrics/fairness.json", "test.sex.dir"] == [
+        num(base["metrics/fairness.json"]["test"]["sex"]["dir"]),
+        num(head["metrics/fairness.json"]["test"]["sex"]["dir"])]
+    assert "`metrics/promotion.json` is not in the workspace" in md  # register has not run
+    assert proc.stdout.splitlines()[-2:] == [str(DEFAULT_OUT), str(CHART)]  # after make's echo
     # Git-ignored and no DVC output: the report leaves the clone as it was.
     assert run(["git", "status", "--porcelain"], pr_repo).stdout == ""
+
+
+def test_report_as_on_a_runner_no_base_outputs_in_the_cache(pr_repo):
+    """As CI sees it: the base is a remote-tracking ref, the DVC cache holds only the change's
+    outputs (the base's plot data is then not available), and a free-text parameter edited in
+    the workspace holds an e-mail address (scrubbed; governance is then stale: exit 2)."""
+    cache, aside = pr_repo / ".dvc" / "cache", pr_repo / ".dvc" / "cache-aside"
+    params = pr_repo / "params.yaml"
+    run(["git", "update-ref", "refs/remotes/origin/main", "main"], pr_repo)
+    text = params.read_text()
+    assert "owners: govpipe maintainers" in text
+    params.write_text(text.replace("owners: govpipe maintainers",
+                                   "owners: Data team, jane.doe@example.com"))
+    cache.rename(aside)
+    try:
+        run(["make", "report", "BASE=origin/main"], pr_repo)
+    finally:
+        aside.rename(cache)
+        run(["git", "checkout", "-q", "params.yaml"], pr_repo)
+    md = (pr_repo / DEFAULT_OUT).read_text(encoding="utf-8")
+    tables = _tables(md)
+    assert "is not in the DVC cache" in md and "only this change is shown" in md
+    head = json.loads((pr_repo / "plots" / "selection_rate_test.json").read_text())
+    assert {r[0]: r[1:] for r in tables["Selection rates"]} == \
+        {r["group"]: ["—", num(r["selection_rate"])] for r in head}
+    svg = (pr_repo / CHART).read_text(encoding="utf-8")
+    assert ">base<" not in svg and ">this change<" not in svg  # one series, no legend
+    # Committed metrics still come from git at origin/main.
+    perf = {r[0]: r[1] for r in tables["Performance (test split)"]}
+    assert _value(perf["acc"]) == _at(pr_repo, "main", "metrics/performance.json")["test"]["acc"]
+    assert "jane.doe@example.com" not in md
+    owners = {r[0]: r[1:] for r in tables["Parameters changed"]}["governance.model_card.owners"]
+    assert owners == ["govpipe maintainers", "Data team, [EMAIL]"]
+    assert "(`make verdict`): exit 2, evidence missing, stale or edited" in md
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -147,17 +195,47 @@ def _github_steps() -> list[dict]:
     return yaml.safe_load(GITHUB.read_text())["jobs"]["govern"]["steps"]
 
 
-def test_workflows_post_the_report_make_report_writes():
+def test_workflows_run_report_post_and_judge_in_that_order():
+    """What the README says each workflow does, as the files say it (posting itself needs a
+    token and a hosting service: configuration only)."""
     steps = _github_steps()
-    names = [s.get("name", s.get("uses", "")) for s in steps]
-    report = next(s for s in steps if "make report" in s.get("run", ""))
-    post = next(s for s in steps if "cml" in s.get("run", ""))
-    assert f"comment update {DEFAULT_OUT}" in post["run"] and "REPO_TOKEN" in post["env"]
-    assert names.index(report["name"]) < names.index(post["name"])
+    runs = [s.get("run", "") for s in steps]
+    order = [next(i for i, r in enumerate(runs) if r.startswith(cmd))
+             for cmd in ("make run", "make report", "npx", "make verdict")]
+    assert order == sorted(order)
+    report, post = steps[order[1]], steps[order[2]]
+    assert report["env"]["BASE"] == "origin/${{ github.base_ref }}"
+    cml = re.compile(r"npx --yes @dvcorg/cml@\d+\.\d+\.\d+ comment update " + str(DEFAULT_OUT))
+    assert cml.match(post["run"]) and "REPO_TOKEN" in post["env"]
+    assert all(s["if"] == "github.event_name == 'pull_request'" for s in (report, post))
     gitlab = yaml.safe_load(GITLAB.read_text())
+    script = "\n".join(gitlab["govern"]["script"])
+    assert script.index("make run") < script.index('make report BASE="origin/$target"') \
+        < script.index("make verdict")
+    assert 'if [ -n "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME" ]' in script
     assert set(gitlab["govern"]["artifacts"]["paths"]) == {str(DEFAULT_OUT), str(CHART)}
-    assert f"comment update {DEFAULT_OUT}" in gitlab["comment"]["script"][0]
-    assert gitlab["comment"]["rules"][0]["when"] == "always"  # posted on REJECTED too
+    assert gitlab["govern"]["artifacts"]["when"] == "always"
+    assert cml.match(gitlab["comment"]["script"][0])
+    [rule] = gitlab["comment"]["rules"]
+    assert rule == {"if": '$CI_PIPELINE_SOURCE == "merge_request_event" && $REPO_TOKEN',
+                    "when": "always"}  # posted on REJECTED too
+
+
+def test_the_report_shows_the_registry_decision_once_register_ran():
+    """Rendering only (the register stage's own tests cover metrics/promotion.json)."""
+    from pipeline.report import render
+
+    promotion = {"policy_verdict": "VALIDATED", "eligible": 1, "registered": 1}
+    diff = {"metrics/promotion.json": {k: {"old": None, "new": v} for k, v in promotion.items()}}
+    head = {"governance": {"verdict": "VALIDATED", "failed_gates": "", "warnings": 0},
+            "governance_report": {"split": "test", "gates": [], "warnings": []},
+            "performance": {}, "fairness": {}, "promotion": promotion}
+    md = render("main", "a" * 40, "b" * 40, head, diff, {}, (0, ["VALIDATED: model …"]),
+                "pr_report.svg", [], "note")
+    top = {r[0]: r[1:] for r in _tables(md)["govpipe: ✅ VALIDATED"]}
+    for key, value in promotion.items():
+        assert top[f"registry: {key} (metrics/promotion.json)"] == ["—", str(value)]
+    assert "is not in the workspace" not in md
 
 
 def test_the_verdict_step_fails_the_job_on_rejected(pr_repo):
@@ -170,18 +248,20 @@ def test_the_verdict_step_fails_the_job_on_rejected(pr_repo):
     govern = yaml.safe_load(GITLAB.read_text())["govern"]
     assert "allow_failure" not in govern
     [line] = [ln for ln in govern["script"] if "verdict" in ln]
-    for command in (step["run"], line):  # each as the runner would run it, in this workspace
+    for command in {step["run"], line}:  # each as the runner would run it, in this workspace
         proc = run(["bash", "-eo", "pipefail", "-c", command], pr_repo, check=False)
-        assert proc.returncode == 1, proc.stdout + proc.stderr
+        # make exits 2 whenever a recipe fails, and names the recipe's own status: verdict's 1.
+        assert proc.returncode == 2 and "verdict] Error 1" in proc.stderr, \
+            proc.stdout + proc.stderr
         assert "REJECTED" in proc.stderr and "dir:sex" in proc.stderr
     try:  # ... and passes on the base's VALIDATED workspace
         run(["git", "checkout", "-q", "main"], pr_repo)
-        run([DVC, "checkout", "-q"], pr_repo)
+        run([DVC, "checkout", "-q", "--with-deps", "governance"], pr_repo)
         ok = run(["bash", "-eo", "pipefail", "-c", step["run"]], pr_repo, check=False)
         assert ok.returncode == 0 and "VALIDATED" in ok.stdout, ok.stdout + ok.stderr
     finally:
         run(["git", "checkout", "-q", "unmitigated"], pr_repo)
-        run([DVC, "checkout", "-q"], pr_repo)
+        run([DVC, "checkout", "-q", "--with-deps", "governance"], pr_repo)
 
 
 def test_bad_input_is_a_clear_error_with_exit_2_and_nothing_written(pr_repo, tmp_path):
