@@ -13,10 +13,10 @@ and states its exit status, so it says exactly what the CI job's verdict step wi
 
 Writes OUT (Markdown) and OUT with `.svg` (the chart, linked from OUT by a relative path, which
 `cml comment create` uploads), both or neither. They are git-ignored and not DVC outputs: a
-report compares two revisions, so it belongs to neither. Every free-text value (parameters, the
-verdict's reasons) passes the configured PII scrubber. Exit 2 with the reason and nothing
-written: not at the root of a git + DVC repo, a base that is not a commit, no pipeline results
-in the workspace, a DVC command that fails.
+report compares two revisions, so it belongs to neither. The whole report, and the chart's
+group labels, pass the configured PII scrubber (parameters are free text). Exit 2 with the
+reason and nothing written: not at the root of a git + DVC repo, a base that is not a commit, no
+pipeline results in the workspace, a DVC command that fails.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _base_plot(root: Path, rel: str, sha: str) -> list[dict] | None:
         return None
 
 
-def _verdict(root: Path, scrub) -> tuple[int, list[str]]:
+def _verdict(root: Path) -> tuple[int, list[str]]:
     """`python -m pipeline.verdict` on the workspace: its exit status and its own lines."""
     proc = subprocess.run([sys.executable, "-m", "pipeline.verdict"], cwd=root,
                           capture_output=True, text=True)
@@ -134,7 +134,7 @@ def _verdict(root: Path, scrub) -> tuple[int, list[str]]:
     # Its own report, not the log records that repeat it; an error exists only as a record.
     own = [ln for ln in lines if not _LOG_PREFIX.match(ln)] or \
         [_LOG_PREFIX.sub("", ln) for ln in lines]
-    return proc.returncode, [scrub(ln) for ln in own]
+    return proc.returncode, own
 
 
 # -- Markdown ------------------------------------------------------------------------------
@@ -344,22 +344,20 @@ def build(root: Path, base: str, out: Path) -> list[Path]:
         raise PipelineError(f"{plot_rel} missing: run the pipeline first (`make run` or "
                             "`dvc repro`)")
     diff = _dvc_json("metrics", "diff", base_sha, "--all")
-    params = {rel: {scrub(k): {s: scrub(x) if isinstance(x, str) else x for s, x in v.items()}
-                    for k, v in entries.items()}
-              for rel, entries in _dvc_json("params", "diff", base_sha).items()}
+    params = _dvc_json("params", "diff", base_sha)
     base_plot = _base_plot(root, plot_rel, base_sha)
     note = (f"Base figures from {code(plot_rel)} at {code(base)}." if base_plot is not None
             else f"The base's {code(plot_rel)} is not in the DVC cache (it is a DVC output, "
                  "not committed): only this change is shown. `dvc push` the base's outputs to "
                  "a remote the CI can pull from to compare.")
-    rates = _rates(_read(root, plot_rel), base_plot)
+    rates = [(scrub(g), b, h) for g, b, h in _rates(_read(root, plot_rel), base_plot)]
     excluded = {f"{g['attribute']}={x['group']}" for g in head["governance_report"]["gates"]
                 if g.get("attribute") for x in g.get("excluded_groups", [])}
     svg = selection_rate_chart(rates, excluded, f"Selection rate by group ({split} split)")
     head_sha = _git("-C", str(root), "rev-parse", "HEAD").stdout.strip()
     chart = out.with_suffix(".svg")
-    text = render(base, base_sha, head_sha, head, diff, params, _verdict(root, scrub),
-                  chart.name, rates, note)
+    text = scrub(render(base, base_sha, head_sha, head, diff, params, _verdict(root),
+                        chart.name, rates, note))
     outputs = Outputs(root)
 
     def write() -> None:
