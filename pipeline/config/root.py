@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
@@ -27,6 +29,27 @@ class Config(Section):
     registry: RegistrySpec
     serve: ServeSpec
     monitor: MonitorSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_defaults(cls, raw: Any) -> Any:
+        """Settings that depend on the dataset default to its first declared sensitive
+        attribute (`split.stratify_by`, `mitigation.attribute` given as null), so no shared
+        default names a column only one dataset has."""
+        if not isinstance(raw, dict):
+            return raw
+        sensitive = (raw.get("data") or {}).get("sensitive") if isinstance(
+            raw.get("data"), dict) else None
+        if not isinstance(sensitive, dict) or not sensitive:
+            return raw  # the DatasetSpec's own error names what is missing
+        first = next(iter(sensitive))
+        raw = dict(raw)
+        for section, key, value in (("split", "stratify_by", [first]),
+                                    ("mitigation", "attribute", first)):
+            node = raw.get(section)
+            if isinstance(node, dict) and key in node and node[key] is None:
+                raw[section] = {**node, key: value}
+        return raw
 
     @model_validator(mode="after")
     def _cross_section(self) -> Config:
