@@ -82,6 +82,12 @@ class GovernedModel:
         return (self.score(X) >= threshold).astype(np.int64)
 
 
+def as_text(column: pd.Series) -> pd.Series:
+    """A free-text feature as strings, missing as "" (the text encoders refuse NaN). Lives here,
+    in the one module shipped with the pickle, because the fitted pipeline refers to it."""
+    return pd.Series(column).fillna("").astype(str)
+
+
 def save(model: GovernedModel, path: Path) -> None:
     with path.open("wb") as fh:
         pickle.dump(model, fh, protocol=PICKLE_PROTOCOL)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from serve import http
 
-V2_TYPES = {"int": "INT64", "float": "FP64", "category": "BYTES", "string": "BYTES",
+V2_TYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES", "string": "BYTES",
             "date": "BYTES"}
 _FORMS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 

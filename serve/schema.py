@@ -66,6 +66,8 @@ def _field_type(col: ColumnSpec) -> Any:
     if col.type == "float":
         # strict float still accepts JSON integers (1 -> 1.0), never strings or booleans.
         return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=col.min, le=col.max)]
+    if col.type == "bool":
+        return Annotated[bool, Field(strict=True)]  # JSON true/false only, never 1 or "yes"
     if col.type == "string":
         return Annotated[str, Field(strict=True, max_length=1000)]
     return dt.date  # JSON has no date type: ISO strings, so not strict

@@ -29,7 +29,7 @@ class Profile:
             if name not in frame or col.pii is not None:
                 continue  # never profile personal data: counts of values could reveal it
             s = frame[name]
-            if col.type == "category":
+            if col.type in ("category", "bool"):
                 self._count(name, s)
             elif col.type in ("int", "float"):
                 d = s.dropna()
