@@ -164,9 +164,18 @@ def draft(path: Path, root: Path, target: str, favourable: str, name: str,
     if not sens:
         raise ConfigError("no sensitive attribute found (by header: sex/gender, race/ethnicity, "
                           "age); name one or more with --sensitive COLUMN")
+    if not [c for c in _features(cols) if cols[c].sensitive is None]:
+        raise DataError("no column is left to be a feature (every other column is PII, "
+                        "the target, a sensitive attribute, a possible leak, or neither a "
+                        "type nor free text)")
     text = _render(path, rel, name, source, header, df, cols, na_tokens, target, ttype, labels,
                    lo, hi, favourable, sens)
     return text, _summary(name, cols, sens, target)
+
+
+def _features(cols: dict) -> list[str]:
+    return [c for c, d in cols.items() if d.pii is None and not d.leak and (
+        d.type in ("int", "float", "bool", "category") or d.text)]
 
 
 def _column_line(d) -> str:
@@ -198,9 +207,7 @@ def _column_line(d) -> str:
 
 def _render(path, rel, name, source, header, df, cols, na_tokens, target, ttype, labels, lo, hi,
             favourable, sens) -> str:
-    features = [c for c, d in cols.items()
-                if d.pii is None and not d.leak and (d.type in ("int", "float", "bool", "category")
-                                                     or d.text)]
+    features = _features(cols)
     if ttype == "int":
         tline = f"{_j(target)}: {{type: int, min: {lo}, max: {hi}}}"
         positive = _j(int(favourable))
@@ -250,11 +257,13 @@ def _render(path, rel, name, source, header, df, cols, na_tokens, target, ttype,
         "  sensitive_as_features: false",
         "governance:",
         f"  name: {_j(name)}",
-        "  fairness:   # REVIEW: the four-fifths rule blocks on the first attribute, warns on the rest",
+        "  fairness:   # REVIEW: the four-fifths rule blocks on the first attribute, warns on "
+        "the rest",
     ]
     for i, attr in enumerate(sens):
         warn = "" if i == 0 else ", enforcement: warn"
-        out.append(f"    - {{metric: disparate_impact_ratio, min: 0.8, attributes: [{attr}]{warn}}}")
+        out.append("    - {metric: disparate_impact_ratio, min: 0.8, "
+                   f"attributes: [{attr}]{warn}}}")
     out += [
         "  model_card:",
         f"    intended_use: {_j(f'REVIEW: who uses predictions of {target}, for what decision.')}",

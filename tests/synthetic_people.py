@@ -46,9 +46,11 @@ def write(path: Path, rows: int = 2000, seed: int = 7) -> list[dict[str, str]]:
                     f"{WHERE[int(rng.integers(len(WHERE)))]}")
             jail = int(rng.integers(0, 60))
             employed = "yes" if rng.random() < 0.55 else "no"
-            logit = 0.45 * priors + 0.6 * juv - 0.06 * (age - 35) + (0.5 if degree == "F" else 0)
-            logit += -0.6 if employed == "yes" else 0.3
-            recid = int(rng.random() < 1 / (1 + np.exp(-(logit - 1.2))))
+            # A strong signal, so a plain model can pass the shared performance gates.
+            logit = 2.5 * (priors - 2.5) + 3.0 * juv - 0.02 * (age - 40)
+            logit += (1.5 if degree == "F" else -1.5) + (-3.0 if employed == "yes" else 3.0)
+            logit += 2.0 if "weapon" in desc or "intoxicated" in desc else 0.0
+            recid = int(rng.random() < 1 / (1 + np.exp(-logit)))
             decile = recid * 5 + int(rng.integers(1, 6))  # an outcome-like score: leaks
             first, last = fake.first_name(), fake.last_name()
             dob = fake.date_of_birth(minimum_age=age, maximum_age=age).isoformat()

@@ -90,7 +90,8 @@ class ColumnSpec(Section):
     @model_validator(mode="after")
     def _rules_fit_type(self) -> ColumnSpec:
         if self.text is not None and self.type != "string":
-            raise ValueError(f"`text` (an encoder) is only allowed for type string, not {self.type}")
+            raise ValueError(
+                f"`text` (an encoder) is only allowed for type string, not {self.type}")
         if self.type == "category" and not self.categories:
             raise ValueError("a category column needs a non-empty `categories` list")
         if self.type != "category" and self.categories is not None:
