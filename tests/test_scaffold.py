@@ -116,6 +116,24 @@ def test_value_detectors_flag_pii_whatever_the_header(tmp_path):
     assert "example.org" not in text + proc.stdout
 
 
+def test_identifiers_missing_tokens_and_missing_values(tmp_path):
+    """A word-less value different on every row is an identifier (PII); `?` in an otherwise
+    numeric column is a missing-value token; a column with missing values keeps them."""
+    rows = [f"R{i * 7919 % 10007:05d}X,{['Male', 'Female'][i % 2]},"
+            f"{'?' if i % 9 == 0 else i % 40},{'' if i % 11 == 0 else ['a', 'b'][i % 2]},"
+            f"{i % 3 % 2}" for i in range(80)]
+    _toy(tmp_path, "ref,sex,hours,grade,y\n" + "\n".join(rows) + "\n")
+    proc = scaffold(tmp_path, "data/t/t.csv", "--target", "y", "--favourable", "1")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "conf" / "data" / "t.yaml").read_text()
+    doc = yaml.safe_load(text)
+    spec = DatasetSpec.model_validate(doc["data"])
+    assert spec.columns["ref"].pii == "drop" and "an identifier" in text
+    assert spec.source.na_values == ["?"] and spec.columns["hours"].type == "int"
+    assert spec.columns["hours"].missing == "keep" and spec.columns["grade"].missing == "keep"
+    assert "# favourable_means: REVIEW" in text and "R00000X" not in text + proc.stdout
+
+
 def _toy(tmp_path: Path, body: str, name: str = "t.csv") -> Path:
     (tmp_path / "conf" / "data").mkdir(parents=True, exist_ok=True)
     f = tmp_path / "data" / "t" / name
