@@ -14,7 +14,9 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     governance.py     stage: gates, verdict, model card
     register.py       stage: re-derive the verdict, log to MLflow, register, let the
                       promotion policy pick the champion
+    scaffold.py       tool: draft a dataset's conf/data/<name>.yaml from its data file
     compose.py        tool: write params.yaml from conf/
+    exp_show.py       tool: experiments side by side in 120 columns (make exp-show)
     verdict.py        tool: exit 1 unless the workspace's model may become champion (CI)
     champion.py       tool: print the registry's champion and the history of its moves
     promote.py        tool: human oversight: promote a VALIDATED version, roll back
@@ -52,6 +54,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       rows.py         typing and row rules
       sensitive.py    derived sensitive attributes
       profile.py      the ingest report's counts and ranges
+      infer.py        the scaffold's inference: types, ranges, PII, sensitive, leakage
     modelling/        the unfitted model (train)
       estimators.py   preprocessing + configured estimator
     evaluation/       performance of scores (metrics, register)

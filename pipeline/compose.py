@@ -28,8 +28,7 @@ if __name__ == "__main__":
         compose(Path("params.yaml"), sys.argv[1:])
     except (HydraException, OmegaConfBaseException) as e:
         # Hydra's message names the group and the options it knows; the traceback adds nothing.
-        # A dataset needs conf/data/<name>.yaml, conf/governance/<name>.yaml and
-        # conf/mitigation/<name>.yaml (see README, "Bringing your own dataset").
+        # A dataset is one file, conf/data/<name>.yaml (README, "Bringing your own dataset").
         print(f"params.yaml not written: {e}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except yaml.YAMLError as e:
