@@ -85,7 +85,10 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       policy.py       the policy committed in conf/
       rederive.py     the verdict derived again from the evidence (register, verdict)
       promotion.py    the promotion policy: candidate against champion, a round's best
-      model_card.py   model card and bias audit
+      model_card.py   the model card, in the sections of Mitchell et al.
+      card_words.py   the favourable label, and each rate, in plain words
+      ll144.py        the NYC Local Law 144 bias audit from per-row scores
+      annex_iv.py     the card's map to the EU AI Act's Annex IV headings
       document.py     one document -> Markdown and HTML
       charts.py       inline SVG
       attestation.py  the in-toto statement of a judgement and its DSSE envelope (Ed25519)

@@ -25,6 +25,7 @@ from pipeline.runtime.paths import (
     MODEL_CARD_HTML,
     MODEL_CARD_MD,
     PERFORMANCE,
+    SCORES,
     SPLIT_REPORT,
     TRAIN_REPORT,
     UPLOADED_REPORTS,
@@ -51,6 +52,25 @@ def _read_json(ctx: Context, rel: str, producer: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: corrupt JSON ({e}); no verdict written") from None
+
+
+def _scores(ctx: Context, split: str, attributes: list[str]):
+    """The judged split's rows of `reports/scores.parquet`: score and sensitive attributes."""
+    import pandas as pd
+
+    from pipeline.runtime.errors import DataError
+
+    path = ctx.require(SCORES, "metrics", " (no verdict written)")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: unreadable ({type(e).__name__}); rerun the metrics stage "
+                        "(no verdict written)") from None
+    absent = [c for c in ("split", "score", *attributes) if c not in frame.columns]
+    if absent:
+        raise DataError(f"{path}: column(s) {absent} missing; rerun the metrics stage "
+                        "(no verdict written)")
+    return frame[frame["split"] == split].reset_index(drop=True)
 
 
 def _rows(path: str, findings) -> list[dict]:
@@ -111,7 +131,8 @@ def run(ctx: Context) -> None:
         "split": _read_json(ctx, SPLIT_REPORT, "split"),
         "train": _read_json(ctx, TRAIN_REPORT, "train"), "performance": performance,
         "performance_ci": fairness["performance_ci"], "fairness": split_fair,
-        "split_name": gov_cfg.split,
+        "split_name": gov_cfg.split, "privacy": p.privacy,
+        "scores": _scores(ctx, gov_cfg.split, list(p.data.sensitive)),
     }
 
     # The documents are scanned before anything is written, and they also show the scan's

@@ -204,14 +204,19 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
-    probability: float = Field(ge=0, le=1, description="P(positive label)")
+    probability: float = Field(ge=0, le=1, description="P(favourable label)")
     label: str = Field(description="the label at the configured threshold, e.g. '>50K'")
-    label_id: Literal[0, 1] = Field(description="1 if label is the positive label, else 0")
+    label_id: Literal[0, 1] = Field(description="1 if label is the favourable label, else 0")
+    favourable: bool = Field(description="whether label is the favourable label "
+                                         "(favourable_label); the same as label_id == 1")
 
 
 class PredictResponse(BaseModel):
     model: ModelRef
     threshold: float
+    favourable_label: str = Field(description="the target's favourable label (label_id 1)")
+    favourable_means: str | None = Field(
+        description="what the favourable label means, in words (data.target.favourable_means)")
     predictions: list[Prediction] = Field(description="one per record, in request order")
 
 
