@@ -268,6 +268,8 @@ def _render(path, rel, name, source, header, df, cols, na_tokens, target, ttype,
         "  model_card:",
         f"    intended_use: {_j(f'REVIEW: who uses predictions of {target}, for what decision.')}",
         f"    out_of_scope: [{_j('REVIEW: uses this model must not have.')}]",
+        "    # audit_date: REVIEW, the YYYY-MM-DD of this bias audit (NYC LL 144; the next one",
+        "    # is due a year later). Unset, the model card says so next to the verdict.",
     ]
     return "\n".join(out) + "\n"
 
