@@ -20,9 +20,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config.dataset import FALSE_SPELLINGS, MAX_INT_TARGET_VALUES, TRUE_SPELLINGS
 
@@ -83,6 +86,8 @@ def _outward(lo: float, hi: float, integral: bool) -> tuple[float, float]:
 
 
 def _numeric(s: pd.Series) -> tuple[pd.Series, bool] | None:
+    import pandas as pd
+
     num = pd.to_numeric(s, errors="coerce")
     if num.isna().any() or not np.isfinite(num.to_numpy(dtype=float)).all():
         return None
@@ -91,6 +96,8 @@ def _numeric(s: pd.Series) -> tuple[pd.Series, bool] | None:
 
 
 def _is_date(s: pd.Series) -> bool:
+    import pandas as pd
+
     if s.str.len().min() < 8 or not s.str.match(r"^\d{4}-\d{2}-\d{2}").all():
         return False
     return bool(pd.to_datetime(s, errors="coerce", format="ISO8601").notna().all())
@@ -173,6 +180,7 @@ def leakage(name: str, raw: pd.Series, y: np.ndarray) -> str | None:
     """Why `name` may leak the target, or None. A one-column depth-3 tree's accuracy (on the
     data itself: this is a smell test, not a model) at LEAK_ACCURACY or above, or a name that
     reads like an outcome."""
+    import pandas as pd
     from sklearn.tree import DecisionTreeClassifier
 
     ok = raw.notna().to_numpy()

@@ -7,7 +7,10 @@ it for one frame.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config import DatasetSpec
 from pipeline.runtime.outputs import rounded

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config import DatasetSpec
 from pipeline.runtime.errors import DataError
@@ -86,6 +88,8 @@ def _header_names(path: Path, spec: DatasetSpec) -> list[str]:
 
 
 def _csv_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     src = spec.source
     names = list(spec.columns)
     layout = src.names or spec.file_columns or names  # every column of the file, in order
@@ -174,6 +178,8 @@ def chunks(spec: DatasetSpec, root: Path, files: list[RawFile],
     file boundaries, with their origin kept for error messages and an index that runs on from
     chunk to chunk (a row's index is its position in the whole dataset). Each file's RawFile is
     appended to `files` once the file has been read."""
+    import pandas as pd
+
     held: list[pd.DataFrame] = []
     n_held = start = 0
 

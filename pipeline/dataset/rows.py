@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config import DatasetSpec
 from pipeline.config.dataset import FALSE_SPELLINGS, TRUE_SPELLINGS
@@ -98,6 +101,8 @@ def _to_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _to_number(s: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    import pandas as pd
+
     num = pd.to_numeric(s, errors="coerce").astype("float64")
     bad = s.notna() & num.isna()
     bad |= num.notna() & ~np.isfinite(num)  # "inf", or a literal beyond float range ("1e400")
@@ -115,6 +120,8 @@ def _problem(found: dict, column: str, rule: str, order: tuple) -> Problem:
 
 def parse(raw: pd.DataFrame, spec: DatasetSpec, found: dict) -> Parsed:
     """Typed frame of one raw chunk; problems go into `found` ((column, rule) -> Problem)."""
+    import pandas as pd
+
     typed: dict[str, pd.Series] = {}
     missing: dict[str, int] = {}
     drop_mask = pd.Series(False, index=raw.index)
@@ -192,6 +199,7 @@ def check(parsed: Parsed, raw: pd.DataFrame, spec: DatasetSpec, schema, found: d
     """Validate one typed chunk against `schema` (`_pandera_schema`); problems go into
     `found`. Returns the chunk with category columns as category dtypes, or None if it broke a
     rule."""
+    import pandas as pd
     import pandera.pandas as pa
 
     frame = parsed.frame
