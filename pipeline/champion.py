@@ -18,12 +18,11 @@ from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, PipelineError
 from pipeline.runtime.runner import EXIT_USER_ERROR
 from pipeline.tracking import champions
+from pipeline.tracking.client import Registry
 from pipeline.tracking.settings import load_config
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.tracking.client import Registry
-
     logs.setup()
     try:
         cfg = load_config(argv)[0].registry

@@ -15,7 +15,11 @@ import json
 import logging
 from pathlib import Path
 
+from pipeline.audit import gates, model_card
+from pipeline.privacy import Scrubber
+from pipeline.runtime.errors import DataError
 from pipeline.runtime.hashing import file_sha256
+from pipeline.runtime.outputs import dumps
 from pipeline.runtime.paths import (
     FAIRNESS_REPORT,
     GOVERNANCE_METRICS,
@@ -45,8 +49,6 @@ SCHEMA_VERSION = 1
 
 
 def _read_json(ctx: Context, rel: str, producer: str) -> dict:
-    from pipeline.runtime.errors import DataError
-
     path = ctx.require(rel, producer, " (no verdict written)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -57,8 +59,6 @@ def _read_json(ctx: Context, rel: str, producer: str) -> dict:
 def _scores(ctx: Context, split: str, attributes: list[str]):
     """The judged split's rows of `reports/scores.parquet`: score and sensitive attributes."""
     import pandas as pd
-
-    from pipeline.runtime.errors import DataError
 
     path = ctx.require(SCORES, "metrics", " (no verdict written)")
     try:
@@ -80,8 +80,6 @@ def _rows(path: str, findings) -> list[dict]:
 
 
 def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
-    from pipeline.runtime.errors import DataError
-
     details, skipped = [], {}
     for rel in UPLOADED_REPORTS:
         path = ctx.input(rel)
@@ -100,10 +98,6 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
 
 
 def run(ctx: Context) -> None:
-    from pipeline.audit import gates, model_card
-    from pipeline.privacy import Scrubber
-    from pipeline.runtime.outputs import dumps
-
     p = ctx.params
     gov_cfg = p.governance
     model_path = ctx.require(MODEL, "train", " (no verdict written)")  # the first input
@@ -155,9 +149,6 @@ def run(ctx: Context) -> None:
 
 
 def _judge(gov_cfg, fairness: dict, performance: dict):
-    from pipeline.audit import gates
-    from pipeline.runtime.errors import DataError
-
     try:
         return gates.judge(gov_cfg, fairness, performance), fairness["splits"][gov_cfg.split]
     except (KeyError, TypeError) as e:

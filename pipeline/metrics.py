@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import logging
 
+from pipeline.evaluation import performance as evaluation
+from pipeline.evaluation.split_scores import score_split
+from pipeline.fairness.report import summary
+from pipeline.model import load
+from pipeline.runtime.errors import DataError
 from pipeline.runtime.paths import (
     EVAL_SPLITS,
     FAIRNESS,
@@ -39,8 +44,6 @@ PARAMS = ("data.name", "data.target", "data.sensitive", "metrics", "seed")
 def _load_split(ctx: Context, name: str, needed: list[str]):
     import pandas as pd
 
-    from pipeline.runtime.errors import DataError
-
     path = ctx.require(SPLIT[name], "split")
     df = pd.read_parquet(path)
     absent = [c for c in needed if c not in df.columns]
@@ -51,11 +54,6 @@ def _load_split(ctx: Context, name: str, needed: list[str]):
 
 
 def run(ctx: Context) -> None:
-    from pipeline.evaluation import performance as evaluation
-    from pipeline.evaluation.split_scores import score_split
-    from pipeline.fairness.report import summary
-    from pipeline.model import load
-
     spec, cfg = ctx.params.data, ctx.params.metrics
     model_path = ctx.require(MODEL, "train")
     model = load(model_path)

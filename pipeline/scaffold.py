@@ -26,6 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from pipeline.config.dataset import DatasetSpec
+from pipeline.dataset import infer
+from pipeline.privacy import Scrubber
+from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, DataError, PipelineError
 from pipeline.runtime.runner import EXIT_USER_ERROR
 
@@ -117,8 +123,6 @@ def _check_target(df, target: str, favourable: str) -> None:
 def draft(path: Path, root: Path, target: str, favourable: str, name: str,
           sensitive_cols: list[str], max_categories: int) -> tuple[str, list[str]]:
     """(the YAML text, the summary lines to print)."""
-    from pipeline.dataset import infer
-    from pipeline.privacy import Scrubber
 
     try:
         rel = path.resolve().relative_to((root / "data").resolve())
@@ -307,9 +311,6 @@ def _write(text: str, out: Path, force: bool) -> None:
 
 def _validate(text: str, out: Path) -> None:
     """The draft must validate as written; a failure here is a scaffold bug, said as such."""
-    import yaml
-
-    from pipeline.config.dataset import DatasetSpec
 
     try:
         DatasetSpec.model_validate(yaml.safe_load(text)["data"])
@@ -318,8 +319,6 @@ def _validate(text: str, out: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.runtime import logs
-
     logs.setup()
     p = argparse.ArgumentParser(prog="python -m pipeline.scaffold", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -10,6 +10,11 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+
+from pipeline.model import GovernedModel, save
+from pipeline.modelling import estimators
+from pipeline.runtime.errors import DataError
 from pipeline.runtime.paths import MODEL, SPLIT, TRAIN_REPORT
 from pipeline.runtime.runner import Context, main
 
@@ -21,8 +26,6 @@ PARAMS = ("data.name", "data.target", "data.features", "data.sensitive",
 
 
 def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):
-    from pipeline.modelling import estimators
-
     features = list(X.columns)
     base = estimators.pipeline(spec, features, model_cfg, seed)
     if mitigation.name == "none":
@@ -45,11 +48,7 @@ def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):
 
 
 def run(ctx: Context) -> None:
-    import numpy as np
     import pandas as pd
-
-    from pipeline.model import GovernedModel, save
-    from pipeline.runtime.errors import DataError
 
     spec, model_cfg, mitigation = ctx.params.data, ctx.params.model, ctx.params.mitigation
     src = ctx.require(SPLIT["train"], "split")

@@ -27,6 +27,8 @@ import itertools
 import re
 from typing import Any
 
+import numpy as np
+
 from pipeline.audit.document import Section, Table
 from pipeline.fairness.impact import impact_ratios
 
@@ -103,7 +105,6 @@ def breakdown(frame, columns: list[str], *, threshold: float, median: float,
 
 def audit(frame, spec, *, threshold: float, min_share: float) -> dict[str, Any]:
     """The LL 144 figures for one split's rows: sex, race/ethnicity, their intersection."""
-    import numpy as np
 
     cats = categories(spec)
     score = frame["score"].to_numpy()

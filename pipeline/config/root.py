@@ -15,6 +15,7 @@ from pipeline.config.privacy import PrivacyConfig
 from pipeline.config.registry import RegistrySpec
 from pipeline.config.serve import ServeSpec
 from pipeline.config.split import SplitSpec
+from pipeline.fairness.names import BUILTIN_METRICS
 
 
 class Config(Section):
@@ -83,7 +84,6 @@ class Config(Section):
 
     def _produced(self) -> tuple[list[str], list[str]]:
         """(fairness metric names, breakdown keys) the metrics stage produces."""
-        from pipeline.fairness.names import BUILTIN_METRICS
 
         attrs = list(self.data.sensitive)
         keys = attrs + ["*".join(c) for c in self.metrics.crossings(attrs)]

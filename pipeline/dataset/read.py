@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+import csv
+
 from pipeline.config import DatasetSpec
 from pipeline.runtime.errors import DataError
 
@@ -65,7 +67,6 @@ def _check_header(path: Path, got: list[str], spec: DatasetSpec) -> None:
 def _header_names(path: Path, spec: DatasetSpec) -> list[str]:
     """The header row as written. pandas would rename a repeated name to `name.1` without a
     word, so a repeat is an error here unless `source.names` names the columns."""
-    import csv
 
     src = spec.source
     with path.open(newline="", encoding="utf-8", errors="replace") as fh:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pipeline.config import DatasetSpec
 from pipeline.config.dataset import TextSpec
+from pipeline.model import as_text
 
 
 def text_encoder(column: str, text: TextSpec):
@@ -14,8 +15,6 @@ def text_encoder(column: str, text: TextSpec):
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
-
-    from pipeline.model import as_text
 
     ngrams = (1, text.ngram_max)
     vec = (TfidfVectorizer(max_features=text.max_features, ngram_range=ngrams)
