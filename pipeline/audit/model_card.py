@@ -202,7 +202,10 @@ def _training_data(ctx: dict[str, Any], lab) -> Section:
         + ", ".join(f"{f['path']} ({f['rows']} rows)" for f in ingest["files"]) + ".",
         f"Rows in: {ingest['rows_in']}; rows kept: {ingest['rows_out']}; rows excluded at "
         f"ingest: {dropped['total']}. The model trained on the train split: {train['rows']} "
-        f"rows, {train['positives']} with the favourable label {lab.fav}.")
+        f"rows, {train['positives']} with the favourable label {lab.fav}"
+        + (f" (a stratified sample of the split's {train['rows_available']} rows: "
+           "model.max_train_rows)." if train.get("rows_available", train["rows"]) > train["rows"]
+           else "."))
     if dropped["by_reason"]:
         section.add(Table(["excluded because", "rows"], sorted(dropped["by_reason"].items())))
     section.add(*_composition(ctx["split"], "train", lab))

@@ -62,6 +62,16 @@ def estimator(model: Any, seed: int):
     return cls(**model.sklearn_params(), **FIXED.get(model.name, {}), random_state=seed)
 
 
+def encoded_width(spec: DatasetSpec, features: list[str]) -> int:
+    """Columns of `preprocessing`'s output: one per category, numeric and text feature."""
+    width = 0
+    for f in features:
+        col = spec.columns[f]
+        width += (len(col.categories or []) if col.type == "category" else
+                  col.text.max_features if col.text is not None else 1)
+    return width
+
+
 def pipeline(spec: DatasetSpec, features: list[str], model: Any, seed: int):
     from sklearn.pipeline import Pipeline
 
