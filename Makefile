@@ -41,8 +41,9 @@ lint: setup
 serve: setup
 	python -m serve
 
+# `make champion data=german`: another dataset's registered model (composes conf/ for it).
 champion: setup
-	python -m pipeline.champion
+	python -m pipeline.champion $(if $(data),data=$(data))
 
 # Fail (exit 1, with the reasons) unless the workspace's model may become champion: for CI,
 # after `dvc repro`, which itself succeeds on a REJECTED model (see README "Verdicts").
@@ -74,10 +75,10 @@ audit-verify: setup
 monitor: setup
 	python -m pipeline.monitor $(MONITOR_ARGS)
 
-# `dvc exp show` without the dataset's per-column rules (hundreds of columns otherwise): the
-# verdict, the failing gates and whether the registry took it, per experiment.
+# Experiments side by side in 120 columns (pipeline/exp_show.py): name, dataset, model,
+# mitigation, bal_acc, each sensitive attribute's disparate impact ratio, verdict, failing gates.
 exp-show: setup
-	COLUMNS=$${COLUMNS:-220} dvc exp show --no-pager --drop '.*' --keep '^(Experiment|model\.name|mitigation\.name|seed$$|test\.(acc|bal_acc)$$|test\.[^.]+\.dir|(.+:)?(verdict|failed_gates|eligible|registered)$$)'
+	python -m pipeline.exp_show $(EXP_SHOW_ARGS)
 
 # Headless Chromium for the model-card rendering test (Debian package; needs root).
 browser:

@@ -2,7 +2,8 @@
 stage, and each stage's growth from one scale to the next.
 
     python bench/pipeline_scale.py [--scales 1 10 100] [--stages ingest split ...]
-    python bench/pipeline_scale.py --scales 1000 --stages ingest split train metrics
+    python bench/pipeline_scale.py --scales 1000 --stages ingest split train metrics \
+        --set model.max_train_rows=2000000
 
 Each scale runs in its own temporary git repository (a copy of this one): scaled raw files are
 made by resampling Adult's rows with replacement (seeded), so they keep its quirks (leading
@@ -15,9 +16,10 @@ Growth ratio = wall(×10k) / wall(×k). Rows grow 10× per step, so a stage that
 linearly shows ≤ 10 (fixed costs such as imports keep it well below at small scales). Peak RSS is
 the stage process's own maximum resident set (from wait4).
 
-If train fails at a scale (at ×1000 its dense one-hot design matrix, 29M × 99 float64, is larger
-than the machine), `--model-from SCALE` lets metrics go on: it then scores the ×N rows with the
-model trained at SCALE (run first), and the output says so.
+At ×1000 the dense one-hot design matrix (29M × 99 float64, twice over) is larger than the
+machine: train refuses it (exit 2, naming `model.max_train_rows`) unless `--set
+model.max_train_rows=N` declares a training sample. `--model-from SCALE` instead lets metrics go
+on with the model trained at SCALE (run first), and the output says so.
 """
 
 from __future__ import annotations
@@ -83,11 +85,18 @@ def run_stage(stage: str, repo: Path) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, failed
 
 
-def prepare(tmp: Path, scale: int) -> tuple[Path, int]:
+def prepare(tmp: Path, scale: int, sets: list[str] = ()) -> tuple[Path, int]:
     repo = copy_repo(tmp / f"x{scale}", with_data=False)
     rows = scaled_copy(repo / "data" / "adult", scale)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["registry"]["allow_dirty"] = True  # the copy's outputs differ from its commit
+    for item in sets:  # --set model.max_train_rows=2000000
+        dotted, value = item.split("=", 1)
+        *parents, last = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo, rows
 
@@ -100,6 +109,9 @@ def main() -> None:
                     help="for scales whose train stage is skipped or fails: use the model "
                          "trained at this (smaller) scale, run first")
     ap.add_argument("--tmp", default=None, help="where the scaled repositories go")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a params.yaml setting for every scale, e.g. "
+                         "model.max_train_rows=2000000 (printed with the results)")
     args = ap.parse_args()
     results: dict[tuple[int, str], tuple[float, float, str]] = {}
     notes = []
@@ -115,7 +127,7 @@ def main() -> None:
             print(f"  model trained at x{args.model_from}", flush=True)
         for scale in args.scales:
             start = time.perf_counter()
-            repo, rows = prepare(tmp, scale)
+            repo, rows = prepare(tmp, scale, args.set)
             print(f"x{scale}: {rows:,} raw rows generated in {time.perf_counter() - start:.0f} s",
                   flush=True)
             for stage in args.stages:
@@ -147,7 +159,7 @@ def main() -> None:
         ratios = [f"{(b / a if a and b else float('nan')):>10.1f}"
                   for a, b in zip(walls, walls[1:], strict=False)]
         print(f"{stage:<11}" + "".join(cells) + "".join(ratios))
-    for note in notes:
+    for note in notes + [f"params: {item}" for item in args.set]:
         print(f"note: {note}")
 
 

@@ -14,7 +14,9 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
     governance.py     stage: gates, verdict, model card
     register.py       stage: re-derive the verdict, log to MLflow, register, let the
                       promotion policy pick the champion
+    scaffold.py       tool: draft a dataset's conf/data/<name>.yaml from its data file
     compose.py        tool: write params.yaml from conf/
+    exp_show.py       tool: experiments side by side in 120 columns (make exp-show)
     verdict.py        tool: exit 1 unless the workspace's model may become champion (CI)
     report.py         tool: the pull-request report against a base revision (CI comment)
     champion.py       tool: print the registry's champion and the history of its moves
@@ -53,6 +55,7 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       rows.py         typing and row rules
       sensitive.py    derived sensitive attributes
       profile.py      the ingest report's counts and ranges
+      infer.py        the scaffold's inference: types, ranges, PII, sensitive, leakage
     modelling/        the unfitted model (train)
       estimators.py   preprocessing + configured estimator
     evaluation/       performance of scores (metrics, register)
@@ -83,7 +86,10 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       policy.py       the policy committed in conf/
       rederive.py     the verdict derived again from the evidence (register, verdict)
       promotion.py    the promotion policy: candidate against champion, a round's best
-      model_card.py   model card and bias audit
+      model_card.py   the model card, in the sections of Mitchell et al.
+      card_words.py   the favourable label, and each rate, in plain words
+      ll144.py        the NYC Local Law 144 bias audit from per-row scores
+      annex_iv.py     the card's map to the EU AI Act's Annex IV headings
       document.py     one document -> Markdown and HTML
       charts.py       inline SVG
       attestation.py  the in-toto statement of a judgement and its DSSE envelope (Ed25519)
@@ -104,7 +110,9 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       attestations.py a version's attestation: uploaded and tagged, fetched and checked
       monitoring.py   the monitor's verdict as tags on the champion version
 
-Heavy third-party packages (pandas, scikit-learn, fairlearn, mlflow, matplotlib) are imported
-inside the functions that use them, so validating a config or a failing stage costs no second
-of imports; everything else is imported at the top of the file.
+Heavy third-party packages (pandas, pyarrow, pandera, scikit-learn, scipy, fairlearn, mlflow,
+matplotlib, and Hydra/OmegaConf/DVC where only composing needs them) are imported inside the
+functions that use them, so validating a config or a failing stage costs no second of imports;
+everything else (stdlib, numpy, yaml, pydantic, internal modules) is imported at the top of the
+file, unless a comment on the line above the import says why not (tests/test_layout.py).
 """

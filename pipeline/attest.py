@@ -23,9 +23,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pipeline.audit import attestation, keys
+from pipeline.config import validate
+from pipeline.runtime import logs
 from pipeline.runtime.errors import PipelineError
 from pipeline.runtime.hashing import file_sha256, tree_sha256
+from pipeline.tracking import attestations
+from pipeline.tracking.client import SHA_TAG, Registry
 
 EXIT_FAILED, EXIT_USER_ERROR = 1, 2
 
@@ -59,10 +65,7 @@ def keygen(directory: Path) -> int:
 
 
 def _registry_config(overrides: list[str]) -> Any:
-    import yaml
     from omegaconf import OmegaConf
-
-    from pipeline.config import validate
 
     bad = [o for o in overrides if "=" not in o]
     if bad:
@@ -74,8 +77,6 @@ def _registry_config(overrides: list[str]) -> Any:
 
 def online(version: str, overrides: list[str], public) -> tuple[str, dict | None, list[str]]:
     """(what, statement, problems) for a registered version."""
-    from pipeline.tracking import attestations
-    from pipeline.tracking.client import SHA_TAG, Registry
 
     cfg = _registry_config(overrides)
     reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
@@ -139,8 +140,6 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.runtime import logs
-
     logs.setup()
     try:
         args = _parser().parse_args(argv)

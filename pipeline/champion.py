@@ -1,11 +1,12 @@
 """Print the current champion and the history of champion moves: `python -m pipeline.champion`
 (or `make champion`).
 
-    python -m pipeline.champion [registry.tracking_uri=...] [--json]
+    python -m pipeline.champion [data=NAME] [registry.tracking_uri=...] [--json]
 
-Reads the registry settings from params.yaml (the composed config) and prints the champion's
+Reads the registry settings from params.yaml (the composed config; or conf/ composed with a
+group choice such as `data=german`, see pipeline.tracking.settings) and prints the champion's
 model URI, version and tags, then every move of the champion alias (who or which policy moved
-it, when, why); exits 1 if there is no champion yet.
+it, when, why); exits 1 if there is no champion yet, 2 for a bad setting.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ import json
 import sys
 
 from pipeline.runtime import logs
-from pipeline.runtime.errors import PipelineError
+from pipeline.runtime.errors import ConfigError, PipelineError
+from pipeline.runtime.runner import EXIT_USER_ERROR
 from pipeline.tracking import champions
+from pipeline.tracking.client import Registry
 from pipeline.tracking.settings import load_config
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.tracking.client import Registry
-
     logs.setup()
     try:
         cfg = load_config(argv)[0].registry
+    except ConfigError as e:
+        print(f"champion: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    try:
         reg = Registry(cfg.tracking_uri, retries=cfg.retries, backoff=cfg.backoff_seconds,
                        timeout=cfg.timeout_seconds)
         moves = champions.history(reg, cfg.model_name)

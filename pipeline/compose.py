@@ -8,6 +8,11 @@ Uses DVC's own `compose_and_dump`, so `dvc exp run` and this command can never d
 import sys
 from pathlib import Path
 
+import yaml
+
+from pipeline.config.load import yaml_problem
+from pipeline.runtime.runner import EXIT_USER_ERROR
+
 
 def compose(output: Path, overrides: list[str]) -> None:
     from dvc.utils.hydra import compose_and_dump
@@ -17,19 +22,14 @@ def compose(output: Path, overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from pipeline.config.load import yaml_problem
-    from pipeline.runtime.runner import EXIT_USER_ERROR
 
     try:
         compose(Path("params.yaml"), sys.argv[1:])
     except (HydraException, OmegaConfBaseException) as e:
         # Hydra's message names the group and the options it knows; the traceback adds nothing.
-        # A dataset needs conf/data/<name>.yaml, conf/governance/<name>.yaml and
-        # conf/mitigation/<name>.yaml (see README, "Bringing your own dataset").
+        # A dataset is one file, conf/data/<name>.yaml (README, "Bringing your own dataset").
         print(f"params.yaml not written: {e}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except yaml.YAMLError as e:

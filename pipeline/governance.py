@@ -15,7 +15,11 @@ import json
 import logging
 from pathlib import Path
 
+from pipeline.audit import gates, model_card
+from pipeline.privacy import Scrubber
+from pipeline.runtime.errors import DataError
 from pipeline.runtime.hashing import file_sha256
+from pipeline.runtime.outputs import dumps
 from pipeline.runtime.paths import (
     FAIRNESS_REPORT,
     GOVERNANCE_METRICS,
@@ -25,6 +29,7 @@ from pipeline.runtime.paths import (
     MODEL_CARD_HTML,
     MODEL_CARD_MD,
     PERFORMANCE,
+    SCORES,
     SPLIT_REPORT,
     TRAIN_REPORT,
     UPLOADED_REPORTS,
@@ -44,13 +49,28 @@ SCHEMA_VERSION = 1
 
 
 def _read_json(ctx: Context, rel: str, producer: str) -> dict:
-    from pipeline.runtime.errors import DataError
-
     path = ctx.require(rel, producer, " (no verdict written)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: corrupt JSON ({e}); no verdict written") from None
+
+
+def _scores(ctx: Context, split: str, attributes: list[str]):
+    """The judged split's rows of `reports/scores.parquet`: score and sensitive attributes."""
+    import pandas as pd
+
+    path = ctx.require(SCORES, "metrics", " (no verdict written)")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: unreadable ({type(e).__name__}); rerun the metrics stage "
+                        "(no verdict written)") from None
+    absent = [c for c in ("split", "score", *attributes) if c not in frame.columns]
+    if absent:
+        raise DataError(f"{path}: column(s) {absent} missing; rerun the metrics stage "
+                        "(no verdict written)")
+    return frame[frame["split"] == split].reset_index(drop=True)
 
 
 def _rows(path: str, findings) -> list[dict]:
@@ -60,8 +80,6 @@ def _rows(path: str, findings) -> list[dict]:
 
 
 def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
-    from pipeline.runtime.errors import DataError
-
     details, skipped = [], {}
     for rel in UPLOADED_REPORTS:
         path = ctx.input(rel)
@@ -80,10 +98,6 @@ def _scan(ctx: Context, scrubber, generated: dict[str, str]) -> dict:
 
 
 def run(ctx: Context) -> None:
-    from pipeline.audit import gates, model_card
-    from pipeline.privacy import Scrubber
-    from pipeline.runtime.outputs import dumps
-
     p = ctx.params
     gov_cfg = p.governance
     model_path = ctx.require(MODEL, "train", " (no verdict written)")  # the first input
@@ -111,7 +125,8 @@ def run(ctx: Context) -> None:
         "split": _read_json(ctx, SPLIT_REPORT, "split"),
         "train": _read_json(ctx, TRAIN_REPORT, "train"), "performance": performance,
         "performance_ci": fairness["performance_ci"], "fairness": split_fair,
-        "split_name": gov_cfg.split,
+        "split_name": gov_cfg.split, "privacy": p.privacy,
+        "scores": _scores(ctx, gov_cfg.split, list(p.data.sensitive)),
     }
 
     # The documents are scanned before anything is written, and they also show the scan's
@@ -134,9 +149,6 @@ def run(ctx: Context) -> None:
 
 
 def _judge(gov_cfg, fairness: dict, performance: dict):
-    from pipeline.audit import gates
-    from pipeline.runtime.errors import DataError
-
     try:
         return gates.judge(gov_cfg, fairness, performance), fairness["splits"][gov_cfg.split]
     except (KeyError, TypeError) as e:

@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pipeline.dataset import profile, rows, sensitive
+from pipeline.dataset import read as rawdata
+from pipeline.privacy import Scrubber
+from pipeline.privacy.columns import PIISaltMissing, apply_column_policies, require_salt
 from pipeline.runtime.errors import ConfigError
 from pipeline.runtime.paths import INGEST_REPORT, INGESTED
 from pipeline.runtime.runner import Context, main
@@ -26,7 +30,6 @@ def _pii_policies(spec) -> dict[str, str]:
 def _salt_check(policies: dict[str, str]) -> None:
     hashed = [c for c, p in policies.items() if p == "hash"]
     if hashed:  # before any work
-        from pipeline.privacy.columns import PIISaltMissing, require_salt
 
         try:
             require_salt(hashed[0])
@@ -36,11 +39,9 @@ def _salt_check(policies: dict[str, str]) -> None:
 
 def _handled(frame, spec, policies: dict[str, str], scrubber):
     """One validated chunk with sensitive attributes derived and personal data handled."""
-    from pipeline.dataset import sensitive
 
     frame = sensitive.derive(frame, spec)
     if policies:
-        from pipeline.privacy.columns import apply_column_policies
 
         frame = apply_column_policies(frame, policies)
     if scrubber is not None:
@@ -59,16 +60,11 @@ def run(ctx: Context) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.dataset import profile, rows
-    from pipeline.dataset import read as rawdata
-
     spec = ctx.params.data
     policies = _pii_policies(spec)
     _salt_check(policies)
     scrubber = None
     if any(col.type == "string" and col.pii is None for col in spec.columns.values()):
-        from pipeline.privacy import Scrubber
-
         scrubber = Scrubber.from_config(ctx.params.privacy)
 
     # Chunk by chunk: read, type, validate, handle personal data, profile, append to the

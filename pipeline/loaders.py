@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pipeline.audit.attestation import AttestationError, examine
-from pipeline.runtime.errors import ConfigError
+from pipeline.audit.keys import public_key as load_public_key
+from pipeline.model import load
+from pipeline.runtime.errors import ConfigError, ModelRefused
 from pipeline.runtime.hashing import file_sha256
+from pipeline.runtime.targets import instantiate_target
+from pipeline.tracking import attestations
+from pipeline.tracking.client import ARTIFACT_SHA_TAG, Registry, servable
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,6 @@ class LocalFileSource:
         return file_sha256(self.path)[:12]
 
     def load(self) -> LoadedModel:
-        from pipeline.model import load
-
         digest = file_sha256(self.path)
         model = load(self.path, expected_sha256=digest)
         return LoadedModel(model=model, name=self.name, version=digest[:12],
@@ -63,7 +66,6 @@ class LocalFileSource:
 
 def build_source(cfg: Mapping[str, Any]) -> ModelSource:
     """Instantiate `cfg["_target_"]` with the other keys as keyword arguments."""
-    from pipeline.runtime.targets import instantiate_target
 
     source = instantiate_target(cfg, "model source")
     if not isinstance(source, ModelSource):
@@ -87,9 +89,6 @@ class MlflowRegistrySource:
                  retries: int = 1, backoff_seconds: float = 0.5,
                  timeout_seconds: float = 5, public_key: str | None = None,
                  public_key_env: str | None = None) -> None:
-        from pipeline.audit.keys import public_key as load_public_key
-        from pipeline.tracking.client import Registry
-
         self.model_name, self.alias = model_name, alias
         # Read once, at startup: a missing or wrong key stops the server before it serves.
         where = "serve source public_key"
@@ -107,9 +106,6 @@ class MlflowRegistrySource:
         return self.registry.champion(self.model_name, self.alias)["version"]
 
     def load(self) -> LoadedModel:
-        from pipeline.runtime.errors import ModelRefused
-        from pipeline.tracking.client import ARTIFACT_SHA_TAG, servable
-
         info = self.registry.champion(self.model_name, self.alias)
         what = f"version {info['version']} of '{self.model_name}' (@{self.alias})"
         problems = servable(info["tags"])
@@ -132,8 +128,6 @@ class MlflowRegistrySource:
 
     def _envelope(self, info: dict, what: str) -> dict | None:
         """The version's attestation when a public key is configured (None otherwise)."""
-        from pipeline.runtime.errors import ModelRefused
-        from pipeline.tracking import attestations
 
         if self.public_key is None:
             return None

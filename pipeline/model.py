@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PICKLE_PROTOCOL = 5
 # 2**18 rows × ~110 one-hot float64 columns ≈ 230 MB per batch.
@@ -80,6 +82,14 @@ class GovernedModel:
 
     def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
         return (self.score(X) >= threshold).astype(np.int64)
+
+
+def as_text(column: pd.Series) -> pd.Series:
+    """A free-text feature as strings, missing as "" (the text encoders refuse NaN). Lives here,
+    in the one module shipped with the pickle, because the fitted pipeline refers to it."""
+    import pandas as pd
+
+    return pd.Series(column).fillna("").astype(str)
 
 
 def save(model: GovernedModel, path: Path) -> None:

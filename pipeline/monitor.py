@@ -25,8 +25,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.audit.chain import iso
+from pipeline.config import validate
+from pipeline.model import load
+from pipeline.monitoring import live, logframe, render
+from pipeline.monitoring.drift import Baseline
+from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, DataError, PipelineError
-from pipeline.runtime.runner import EXIT_USER_ERROR
+from pipeline.runtime.hashing import file_sha256
+from pipeline.runtime.outputs import Outputs
+from pipeline.runtime.runner import EXIT_USER_ERROR, compose
+from pipeline.tracking.monitoring import tag_champion
 
 log = logging.getLogger("pipeline.monitor")
 
@@ -85,9 +94,6 @@ def _windows(since: float, until: float, days: float | None) -> list[tuple[float
 def _baseline(cfg: Any, root: Path, sha: str) -> Any:
     import pandas as pd
 
-    from pipeline.model import load
-    from pipeline.monitoring.drift import Baseline
-
     ref_path = root / cfg.monitor.reference
     if not ref_path.is_file():
         raise DataError(f"monitor.reference {ref_path}: not found (the drift baseline; run "
@@ -103,10 +109,6 @@ def _baseline(cfg: Any, root: Path, sha: str) -> Any:
 
 def run(cfg: Any, since: float | None, until: float | None, root: Path | None = None) -> dict:
     """Judge the log; write the report files; the report."""
-    from pipeline.audit.chain import iso
-    from pipeline.monitoring import live, logframe, render
-    from pipeline.runtime.hashing import file_sha256
-    from pipeline.runtime.outputs import Outputs
 
     root = root or Path.cwd()
     mon = cfg.monitor
@@ -165,7 +167,6 @@ def run(cfg: Any, since: float | None, until: float | None, root: Path | None = 
     for p in out.run(write):
         log.info("wrote %s", p)
     if mon.tag_registry:
-        from pipeline.tracking.monitoring import tag_champion
 
         version = tag_champion(cfg.registry, mon.tag_key, sha, verdict,
                                report["reasons"] + report["insufficient"], iso(hi))
@@ -175,10 +176,6 @@ def run(cfg: Any, since: float | None, until: float | None, root: Path | None = 
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.config import validate
-    from pipeline.runtime import logs
-    from pipeline.runtime.runner import compose
-
     logs.setup()
     try:
         opts, overrides = _args(argv)

@@ -27,10 +27,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.audit import gates, policy
+from pipeline.config.governance import GovernanceSpec
+from pipeline.privacy import Scrubber
 from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, PipelineError
 from pipeline.runtime.paths import FAIRNESS_REPORT, PERFORMANCE
 from pipeline.tracking import champions
+from pipeline.tracking.client import ARTIFACT_SHA_TAG, Registry, RegistryError, servable, store_lock
 from pipeline.tracking.settings import load_config
 
 EXIT_USER_ERROR = 2
@@ -62,9 +66,6 @@ def _version_number(ref: str, model_name: str) -> str:
 def check_promotable(reg, config, number: str) -> None:
     """PromotionRefused unless the version is VALIDATED, unaltered, and passes the gates of the
     policy committed now."""
-    from pipeline.audit import gates, policy
-    from pipeline.config.governance import GovernanceSpec
-    from pipeline.tracking.client import ARTIFACT_SHA_TAG, RegistryError, servable
 
     cfg = config.registry
     what = f"version {number} of '{cfg.model_name}'"
@@ -127,9 +128,6 @@ def rollback(reg, config, who: str, reason: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.privacy import Scrubber
-    from pipeline.tracking.client import Registry, store_lock
-
     logs.setup()
     ap = argparse.ArgumentParser(prog="python -m pipeline.promote", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
+from pipeline.runtime.errors import DataError
 from pipeline.runtime.paths import INGESTED, SPLIT, SPLIT_REPORT
 from pipeline.runtime.runner import Context, main
 
@@ -24,7 +27,6 @@ def _strata(df, target: str, attrs: list[str]):
     Codes number the names in sorted order, so scikit-learn's stratified split (which only
     sees their order, through np.unique) draws exactly what it draws from the names
     themselves, while no string is built per row (49M rows at Adult ×1000)."""
-    import numpy as np
     import pandas as pd
 
     cols = [target, *attrs]
@@ -47,7 +49,6 @@ def _strata(df, target: str, attrs: list[str]):
 
 def _assign(strata, ratios: dict[str, float], seed: int):
     """Row positions per split; sorted so files keep the ingest order (byte-stable output)."""
-    import numpy as np
     from sklearn.model_selection import train_test_split
 
     pos = np.arange(len(strata))
@@ -78,8 +79,6 @@ def counts(parts: dict, target: str, attrs: list[str]) -> dict:
 
 def run(ctx: Context) -> None:
     import pandas as pd
-
-    from pipeline.runtime.errors import DataError
 
     spec, cfg = ctx.params.data, ctx.params.split
     src = ctx.require(INGESTED, "ingest")

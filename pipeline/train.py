@@ -10,6 +10,11 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+
+from pipeline.model import GovernedModel, save
+from pipeline.modelling import estimators
+from pipeline.runtime.errors import ConfigError, DataError
 from pipeline.runtime.paths import MODEL, SPLIT, TRAIN_REPORT
 from pipeline.runtime.runner import Context, main
 
@@ -21,8 +26,6 @@ PARAMS = ("data.name", "data.target", "data.features", "data.sensitive",
 
 
 def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):
-    from pipeline.modelling import estimators
-
     features = list(X.columns)
     base = estimators.pipeline(spec, features, model_cfg, seed)
     if mitigation.name == "none":
@@ -44,12 +47,63 @@ def _fit(spec, model_cfg, mitigation, seed, X, y, sensitive):
     return to.fit(X, y, sensitive_features=sensitive), "postprocessing", [mitigation.attribute]
 
 
-def run(ctx: Context) -> None:
-    import numpy as np
-    import pandas as pd
+# The encoded (dense float64) training matrix, and the estimator's own float64 copy of it.
+MATRIX_COPIES = 2
 
-    from pipeline.model import GovernedModel, save
-    from pipeline.runtime.errors import DataError
+
+def _available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux); None where there is no such file."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _check_memory(rows: int, width: int) -> None:
+    """Refuse, before any work, a fit whose design matrix cannot fit: the kernel's OOM killer
+    would otherwise end the stage with no message (or take the machine with it)."""
+    need = rows * width * 8 * MATRIX_COPIES
+    have = _available_bytes()
+    if have is not None and need > have:
+        gib = 2**30
+        fits = max(1000, int(have / (width * 8 * MATRIX_COPIES) * 0.8))
+        raise ConfigError(
+            f"train: the encoded training matrix needs about {need / gib:.1f} GiB ({rows:,} rows "
+            f"x {width} columns x 8 bytes, {MATRIX_COPIES} copies) but {have / gib:.1f} GiB is "
+            f"available; set model.max_train_rows (e.g. {fits:,}) to train on a stratified "
+            "sample, or use a machine with more memory")
+
+
+def _sample(df, y, sensitive, limit: int | None, seed: int):
+    """(rows to train on, y): all of them, or a seeded sample of `limit` rows stratified by the
+    target and the first sensitive attribute (by the target alone where a stratum is too small),
+    in the split's row order."""
+    from sklearn.model_selection import train_test_split
+
+    if limit is None or len(df) <= limit:
+        return df, y
+    idx = np.arange(len(df))
+    strata = [y * 1_000_003 + sensitive.cat.codes.to_numpy(), y]
+    for s in strata:
+        try:
+            keep, _ = train_test_split(idx, train_size=limit, random_state=seed, stratify=s)
+            break
+        except ValueError:
+            continue
+    else:
+        keep, _ = train_test_split(idx, train_size=limit, random_state=seed)
+    keep = np.sort(keep)
+    log.info("training on a stratified sample of %d of %d rows (model.max_train_rows)",
+             len(keep), len(df))
+    return df.iloc[keep].reset_index(drop=True), y[keep]
+
+
+def run(ctx: Context) -> None:
+    import pandas as pd
 
     spec, model_cfg, mitigation = ctx.params.data, ctx.params.model, ctx.params.mitigation
     src = ctx.require(SPLIT["train"], "split")
@@ -64,6 +118,10 @@ def run(ctx: Context) -> None:
     y = (df[spec.target.column] == spec.target.positive).to_numpy(dtype=np.int64)
     if y.min() == y.max():
         raise DataError(f"{src}: the train split has only one class of '{spec.target.column}'")
+    available = len(df)
+    df, y = _sample(df, y, df[next(iter(spec.sensitive))].astype("category"),
+                    model_cfg.max_train_rows, ctx.params.seed)
+    _check_memory(len(df), estimators.encoded_width(spec, features))
 
     started = time.perf_counter()
     fitted, kind, sensitive_inputs = _fit(
@@ -88,6 +146,7 @@ def run(ctx: Context) -> None:
         "mitigation": mitigation.model_dump(),
         "seed": ctx.params.seed,
         "rows": len(df),
+        "rows_available": available,
         "positives": int(y.sum()),
         "features": features,
         "sensitive_inputs": sensitive_inputs,

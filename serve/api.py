@@ -245,11 +245,14 @@ class _Serving:
             return self, None
 
     def labelled(self, p: Any) -> list[dict]:
+        # `favourable` says outright what label_id 1 means: a favourable label "0" (or "no")
+        # would otherwise read backwards.
         t, pos, neg = self.threshold, self.positive, self.negative
         out = []
         for v in (p.tolist() if hasattr(p, "tolist") else p):
             hit = v >= t
-            out.append({"probability": v, "label": pos if hit else neg, "label_id": int(hit)})
+            out.append({"probability": v, "label": pos if hit else neg, "label_id": int(hit),
+                        "favourable": hit})
         return out
 
 

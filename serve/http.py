@@ -65,12 +65,16 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 class PredictHandler:
     def __init__(self, server: Any, schema: RequestSchema, state: SharedState, *,
                  api_path: str, threshold: float, cache_size: int | None, cache_ttl: float,
-                 request_timeout: float, max_inflight: int, audit: Any = None) -> None:
+                 request_timeout: float, max_inflight: int, audit: Any = None,
+                 favourable: dict[str, Any] | None = None) -> None:
         self.server = server  # the LitServer: its worker queue and response buffer
         self.schema = schema
         self.state = state
         self.api_path = api_path
         self.threshold = threshold
+        # Named in every /predict answer, so label_id 1 never needs a lookup to be read.
+        self.favourable = {"favourable_label": None, "favourable_means": None,
+                           **(favourable or {})}
         self.cache: TTLCache | None = TTLCache(cache_size, cache_ttl) if cache_size else None
         self.timeout = request_timeout
         self.max_inflight = max_inflight
@@ -91,8 +95,8 @@ class PredictHandler:
             if isinstance(result, Response):
                 return result
             ref, preds, outcome = result
-            return _json({"model": ref, "threshold": self.threshold, "predictions": preds},
-                         200, self.headers(ref, outcome))
+            return _json({"model": ref, "threshold": self.threshold, **self.favourable,
+                          "predictions": preds}, 200, self.headers(ref, outcome))
 
         predict.__signature__ = inspect.Signature([
             inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,

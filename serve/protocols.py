@@ -9,8 +9,9 @@
   `/v2/health/ready`, `/v2/models/{name}[/versions/{v}]` (metadata), `.../ready`, and
   `POST /v2/models/{name}[/versions/{v}]/infer` with one input tensor per model column (name
   = column, shape `[N]` or `[N, 1]`); the answer has the outputs `probability` (FP64),
-  `label` (BYTES) and `label_id` (INT64). Errors carry `{"error": "..."}` as the protocol
-  asks (and our `detail` list for validation errors). A version in the path must be the one
+  `label` (BYTES), `label_id` (INT64) and `favourable` (BOOL: whether label is the
+  favourable one). Errors carry `{"error": "..."}` as the protocol asks (and our `detail`
+  list for validation errors). A version in the path must be the one
   served (404 otherwise).
 
 Each form is turned into records and validated by `RequestSchema.validate_records` - the
@@ -30,9 +31,10 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from serve import http
 
-V2_TYPES = {"int": "INT64", "float": "FP64", "category": "BYTES", "string": "BYTES",
+V2_TYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES", "string": "BYTES",
             "date": "BYTES"}
 _FORMS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+V2_OUTPUTS = {"probability": "FP64", "label": "BYTES", "label_id": "INT64", "favourable": "BOOL"}
 
 
 # -- request bodies (documented in the OpenAPI; records inside are checked by the schema) ----
@@ -200,9 +202,8 @@ def install(app: FastAPI, handler: http.PredictHandler, header: str, info: dict,
             "name": name, "versions": [serving], "platform": "sklearn",
             "inputs": [{"name": c, "datatype": V2_TYPES[types.get(c, "string")],
                         "shape": [-1]} for c in schema.columns],
-            "outputs": [{"name": "probability", "datatype": "FP64", "shape": [-1]},
-                        {"name": "label", "datatype": "BYTES", "shape": [-1]},
-                        {"name": "label_id", "datatype": "INT64", "shape": [-1]}]})
+            "outputs": [{"name": k, "datatype": t, "shape": [-1]}
+                        for k, t in V2_OUTPUTS.items()]})
 
     async def model_ready(model_name: str, version: str | None = None) -> Response:
         serving = _model(model_name, version)
@@ -216,11 +217,11 @@ def install(app: FastAPI, handler: http.PredictHandler, header: str, info: dict,
         serving = _model(model_name, version)
         if isinstance(serving, Response):
             return serving
-        wanted = [o.name for o in body.outputs or ()] or ["probability", "label", "label_id"]
-        unknown = [w for w in wanted if w not in ("probability", "label", "label_id")]
+        wanted = [o.name for o in body.outputs or ()] or list(V2_OUTPUTS)
+        unknown = [w for w in wanted if w not in V2_OUTPUTS]
         if unknown:
-            return _v2_error(400, "unknown output requested; outputs are probability, label, "
-                                  "label_id")
+            return _v2_error(400, "unknown output requested; outputs are "
+                                  + ", ".join(V2_OUTPUTS))
         try:
             rows = schema.validate_records(v2_records(body), ("inputs",))
         except RequestValidationError as e:
@@ -233,8 +234,7 @@ def install(app: FastAPI, handler: http.PredictHandler, header: str, info: dict,
             return http._json({"error": str(detail)}, result.status_code,
                               dict(result.headers) if result.status_code == 503 else None)
         ref, preds, outcome = result
-        types = {"probability": "FP64", "label": "BYTES", "label_id": "INT64"}
-        outputs = [{"name": w, "datatype": types[w], "shape": [len(preds)],
+        outputs = [{"name": w, "datatype": V2_OUTPUTS[w], "shape": [len(preds)],
                     "data": [p[w] for p in preds]} for w in wanted]
         reply = {"model_name": ref["name"], "model_version": ref["version"],
                  "outputs": outputs}

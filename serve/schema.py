@@ -66,6 +66,8 @@ def _field_type(col: ColumnSpec) -> Any:
     if col.type == "float":
         # strict float still accepts JSON integers (1 -> 1.0), never strings or booleans.
         return Annotated[float, Field(strict=True, allow_inf_nan=False, ge=col.min, le=col.max)]
+    if col.type == "bool":
+        return Annotated[bool, Field(strict=True)]  # JSON true/false only, never 1 or "yes"
     if col.type == "string":
         return Annotated[str, Field(strict=True, max_length=1000)]
     return dt.date  # JSON has no date type: ISO strings, so not strict
@@ -202,14 +204,19 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
-    probability: float = Field(ge=0, le=1, description="P(positive label)")
+    probability: float = Field(ge=0, le=1, description="P(favourable label)")
     label: str = Field(description="the label at the configured threshold, e.g. '>50K'")
-    label_id: Literal[0, 1] = Field(description="1 if label is the positive label, else 0")
+    label_id: Literal[0, 1] = Field(description="1 if label is the favourable label, else 0")
+    favourable: bool = Field(description="whether label is the favourable label "
+                                         "(favourable_label); the same as label_id == 1")
 
 
 class PredictResponse(BaseModel):
     model: ModelRef
     threshold: float
+    favourable_label: str = Field(description="the target's favourable label (label_id 1)")
+    favourable_means: str | None = Field(
+        description="what the favourable label means, in words (data.target.favourable_means)")
     predictions: list[Prediction] = Field(description="one per record, in request order")
 
 

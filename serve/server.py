@@ -172,7 +172,9 @@ class GovernedServer(ls.LitServer):
         limits, cache = self.spec.limits, self.spec.cache
         self.info.update({
             "model": info["name"], "dataset": data.name, "input_columns": schema.columns,
-            "labels": labels, "monitoring_fields": list(schema.extras),
+            "labels": labels, "favourable_label": labels["positive"] or data.target.positive,
+            "favourable_means": getattr(data.target, "favourable_means", None),
+            "monitoring_fields": list(schema.extras),
             "audit_log": audit is not None,
             "threshold": self.spec.threshold, "workers": self.n_workers,
             "api_servers": self.spec.api_servers, "max_batch_size": self.spec.max_batch_size,
@@ -183,7 +185,8 @@ class GovernedServer(ls.LitServer):
             self, schema, self.state, api_path=API_PATH, threshold=self.spec.threshold,
             cache_size=cache.size if cache.enabled else None, cache_ttl=cache.ttl,
             request_timeout=limits.request_timeout, max_inflight=limits.max_inflight,
-            audit=audit)
+            audit=audit, favourable={k: self.info[k] for k in ("favourable_label",
+                                                               "favourable_means")})
         self._transport.on_failure = handler.transport_failed
         errors = http.ErrorFormat(frozenset(schema.columns), limits.max_errors)
         header = self.spec.auth.header

@@ -114,6 +114,13 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 600,
     return proc
 
 
+def make(repo: Path, *args: str, check: bool = True,
+         **extra_env: str) -> subprocess.CompletedProcess:
+    """A Makefile target in a repo copy, with this test run's environment: `-o .venv/.synced`
+    keeps make from building a virtualenv in the copy (the copy has none; PATH has ours)."""
+    return run(["make", "-s", "-o", ".venv/.synced", *args], repo, check=check, **extra_env)
+
+
 def wait_for_queue(repo: Path, timeout: float = 600) -> None:
     """Until `dvc queue status` shows nothing queued or running; no task may have failed."""
     deadline = time.monotonic() + timeout

@@ -111,6 +111,85 @@ def test_pii_column_cannot_be_feature(base):
     assert "data.features: 'fnlwgt' is a PII column" in _err(raw)
 
 
+def _with(base: dict, column: str, spec, feature: bool = True) -> dict:
+    raw = copy.deepcopy(base)
+    raw["data"]["columns"][column] = spec
+    if feature and column not in raw["data"]["features"]:
+        raw["data"]["features"].append(column)
+    return raw
+
+
+@pytest.mark.parametrize(("column", "spec", "needle"), [
+    ("fnlwgt", {"type": "date"}, "data.features: 'fnlwgt' is a date, which is not a model input"),
+    ("fnlwgt", {"type": "string"},
+     "data.features: 'fnlwgt' is free text (type string) with no encoder; declare "
+     "`columns.fnlwgt.text"),
+    ("fnlwgt", "ignore", "data.features: 'fnlwgt' is declared `ignore` (never read)"),
+    ("sex", "ignore", "'sex' is declared `ignore` (never read); give it a type"),
+    ("fnlwgt", {"type": "int", "text": {"encoder": "tfidf"}},
+     "`text` (an encoder) is only allowed for type string, not int"),
+    ("fnlwgt", {"type": "string", "text": {"encoder": "bag"}},
+     "data.columns.fnlwgt.text.encoder"),
+])
+def test_every_feature_type_works_or_is_refused_at_validation(base, column, spec, needle):
+    assert needle in _err(_with(base, column, spec))
+
+
+def test_the_target_cannot_be_a_feature(base):
+    raw = copy.deepcopy(base)
+    raw["data"]["features"].append("income")
+    assert "data.features: the target 'income' cannot be a feature" in _err(raw)
+
+
+def test_targets_and_features_as_users_have_them(base):
+    """An int (0/1) or bool target with the favourable value as YAML writes it, a bool feature,
+    free text with an encoder, an ignored column: all valid, the target read as text labels."""
+    raw = _with(base, "fnlwgt", "ignore", feature=False)
+    raw["data"]["features"].remove("capital-loss")
+    raw = _with(raw, "capital-loss", {"type": "bool"})
+    raw = _with(raw, "education", {"type": "string", "text": {"encoder": "hashing",
+                                                              "max_features": 32}})
+    raw["data"]["columns"]["income"] = {"type": "int", "min": 0, "max": 1}
+    raw["data"]["target"] = {"column": "income", "positive": 1}
+    spec = validate(raw).data
+    assert spec.columns["income"].categories == ["0", "1"] and spec.target.positive == "1"
+    assert "fnlwgt" in spec.ignored and "fnlwgt" not in spec.columns
+    assert spec.file_columns.index("fnlwgt") == 2  # a headerless file's layout is kept
+    raw["data"]["columns"]["income"] = {"type": "bool"}
+    raw["data"]["target"] = {"column": "income", "positive": False}
+    spec = validate(raw).data
+    assert spec.columns["income"].categories == ["false", "true"]
+    assert spec.target.positive == "false" and spec.columns["income"].replace["Yes"] == "true"
+    raw["data"]["columns"]["income"] = {"type": "int", "min": 0}
+    raw["data"]["target"] = {"column": "income", "positive": 1}
+    assert "an int target needs whole-number `min` and `max`" in _err(raw)
+
+
+def test_a_dataset_default_must_name_an_attribute_the_dataset_has():
+    """Stratification and the mitigation attribute default to the first sensitive attribute;
+    set explicitly, they must name one of the dataset's."""
+    cfg = validate(composed("data=german", "mitigation=threshold_optimizer"))
+    assert cfg.split.stratify_by == ["sex"] and cfg.mitigation.attribute == "sex"
+    raw = composed("data=german", "mitigation=threshold_optimizer", "mitigation.attribute=race")
+    assert "mitigation.attribute: 'race' is not a sensitive attribute of dataset 'german'" in (
+        _err(raw))
+    raw = composed("data=german", "split.stratify_by=[race]")
+    assert "split.stratify_by: 'race' is not a sensitive attribute" in _err(raw)
+
+
+def test_a_tool_given_an_unknown_dataset_names_the_ones_there_are(tmp_path):
+    proc = run([sys.executable, "-m", "pipeline.champion", "data=nope"], ROOT, check=False)
+    assert proc.returncode == 2 and "data=nope: no conf/data/nope.yaml (have: adult, german" in (
+        proc.stderr), proc.stderr
+
+
+def test_a_repeated_source_name_is_refused(base):
+    raw = copy.deepcopy(base)
+    names = list(raw["data"]["columns"])
+    raw["data"]["source"]["names"] = [*names[:-1], names[0]]
+    assert "data.source.names: names repeats ['age']" in _err(raw)
+
+
 def test_entry_point_rejects_bad_override_before_work(tmp_path, pulled_data):
     proc = stage(ROOT, "split", "split.seed=-5", "split.train=lots",
                  f"hydra.run.dir={tmp_path / 'run'}")

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 OUTPUTS = [
     "artifacts/split/train.parquet", "artifacts/split/test.parquet", "artifacts/model.pkl",
     "metrics/performance.json", "metrics/fairness.json", "reports/fairness.json",
-    "reports/train.json", "plots/roc_test.json", "plots/selection_rate_test.json",
-    "metrics/governance.json",
+    "reports/scores.parquet", "reports/train.json", "plots/roc_test.json",
+    "plots/selection_rate_test.json", "metrics/governance.json",
 ]
 # reports/governance.json and the model card record the git commit, which differs between the
 # two test clones by construction (each is committed anew), so they are compared without it.

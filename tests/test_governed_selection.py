@@ -243,14 +243,14 @@ def test_oversight_refuses_what_may_not_be_champion(swept):
 
 
 def test_make_exp_show_lists_verdicts_and_failing_gates(swept):
-    """The Makefile's `exp-show` command, as written there, on the swept repo."""
-    import shlex
+    """`make exp-show` (pipeline/exp_show.py) on the swept repo: one line per experiment with
+    its dataset's own attribute columns, verdict and failing gates, in 120 columns."""
+    from tests.conftest import make
 
-    from tests.conftest import ROOT
-
-    recipe = (ROOT / "Makefile").read_text().split("\nexp-show:", 1)[1].splitlines()[1]
-    cmd = shlex.split(recipe.strip().replace("$$", "$").split(" ", 1)[1])
-    out = run(cmd, swept, COLUMNS="250").stdout
-    assert "failed_gates" in out and "registered" in out and "verdict" in out, out
-    [unfair] = [ln for ln in out.splitlines() if "[unfair]" in ln]
-    assert "REJECTED" in unfair and "dir:sex" in unfair, unfair
+    out = make(swept, "exp-show").stdout
+    lines = out.splitlines()
+    assert lines[0].split() == ["experiment", "dataset", "model", "mitigation", "bal_acc",
+                                "dir:sex", "dir:race", "verdict", "failed_gates"], lines[0]
+    assert max(len(ln) for ln in lines) <= 120, out
+    [unfair] = [ln for ln in lines if "unfair" in ln]
+    assert "REJECTED" in unfair and "dir:sex" in unfair and "adult" in unfair, unfair

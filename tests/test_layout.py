@@ -43,3 +43,48 @@ def test_readme_layout_names_every_pipeline_package():
                 if p.is_dir() and (p / "__init__.py").exists()}
     missing = sorted(p for p in packages if f"`pipeline/{p}/`" not in readme)
     assert not missing, f"README's layout table does not describe {missing}"
+
+
+# pipeline/__init__.py's list of heavy packages (import time, or pulled in with them).
+HEAVY = {"pandas", "pyarrow", "pandera", "sklearn", "scipy", "fairlearn", "mlflow", "matplotlib",
+         "hydra", "omegaconf", "dvc"}
+
+
+def _imports(tree):
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield node, [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node, [node.module or ""]
+
+
+def test_heavy_packages_are_imported_where_used_and_the_rest_at_the_top():
+    """The rule in pipeline/__init__.py: heavy third-party packages inside the functions that
+    use them (or under TYPE_CHECKING for annotations); stdlib and internal modules at the top,
+    unless a comment on the line above says why not."""
+    import ast
+
+    problems = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        text = path.read_text()
+        lines, tree = text.splitlines(), ast.parse(text)
+        top = {id(n) for n in tree.body}
+        for node, mods in _imports(tree):
+            heavy = any(m.split(".")[0] in HEAVY for m in mods)
+            rel = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if heavy and id(node) in top:
+                problems.append(f"{rel}: {mods} at module top")
+            above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+            if not heavy and id(node) not in top and node.col_offset and not (
+                    above.startswith("#") or _in_type_checking(tree, node)):
+                problems.append(f"{rel}: {mods} inside a function without a reason")
+    assert not problems, "\n".join(problems)
+
+
+def _in_type_checking(tree, node) -> bool:
+    import ast
+
+    return any(isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+               and node in n.body for n in tree.body)

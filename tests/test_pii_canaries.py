@@ -39,7 +39,8 @@ def _canaries(n: int) -> list[dict[str, str]]:
 
 
 def _write_dataset(repo: Path) -> list[dict[str, str]]:
-    spec = yaml.safe_load((ROOT / "conf" / "data" / "adult.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "conf" / "data" / "adult.yaml").read_text())
+    spec = doc["data"]
     names = list(spec["columns"])
     rows = []
     with (ROOT / "data" / "adult" / "adult.data").open() as fh:
@@ -70,8 +71,14 @@ def _write_dataset(repo: Path) -> list[dict[str, str]]:
         "notes": {"type": "string", "description": "free text from a support system"},
         "signup_date": {"type": "date", "pii": "year"},
     })
-    (repo / "conf" / "data" / "adult_pii.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _save_dataset(repo, doc)
     return people
+
+
+def _save_dataset(repo: Path, doc: dict) -> None:
+    """conf/data/adult_pii.yaml: one file per dataset (README), its package line first."""
+    (repo / "conf" / "data" / "adult_pii.yaml").write_text(
+        "# @package _global_\n" + yaml.safe_dump(doc, sort_keys=False))
 
 
 def _needles(people: list[dict[str, str]]) -> set[str]:
@@ -88,8 +95,8 @@ def test_no_canary_reaches_any_output_report_or_log(tmp_path, pulled_data):
     repo = copy_repo(tmp_path / "repo")
     people = _write_dataset(repo)
     needles = _needles(people)
-    run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii",
-         "governance=adult", "mitigation=adult", "metrics.n_boot=20"], repo)
+    run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii", "metrics.n_boot=20"],
+        repo)
     proc = run([DVC, "repro", "governance"], repo, GOVPIPE_PII_SALT=SALT)
     logs = proc.stdout + proc.stderr
 
@@ -102,7 +109,7 @@ def test_no_canary_reaches_any_output_report_or_log(tmp_path, pulled_data):
     row[head.index("workclass")] = people[0]["email"]
     (bad / "people.csv").write_text(lines[0] + "\n" + ",".join(
         f'"{v}"' for v in row) + "\n")
-    failed = stage(repo, "ingest", "data=adult_pii", "governance=adult", "mitigation=adult",
+    failed = stage(repo, "ingest", "data=adult_pii",
                    "data.source.dir=data/pii_bad",
                    f"hydra.run.dir={tmp_path / 'bad-run'}", GOVPIPE_PII_SALT=SALT)
     assert failed.returncode == 2 and "[EMAIL]" in failed.stderr, failed.stderr
@@ -150,7 +157,8 @@ def test_personal_data_in_an_undeclared_column_fails_the_scan(tmp_path, pulled_d
     them into the ingest report; the governance scan must catch that and reject."""
     repo = copy_repo(tmp_path / "repo")
     people = _write_dataset(repo)
-    spec = yaml.safe_load((repo / "conf" / "data" / "adult_pii.yaml").read_text())
+    doc = yaml.safe_load((repo / "conf" / "data" / "adult_pii.yaml").read_text())
+    spec = doc["data"]
     emails = sorted({p["email"] for p in people[:3]})
     csv_path = repo / "data" / "pii" / "people.csv"
     lines = csv_path.read_text().splitlines()
@@ -160,10 +168,10 @@ def test_personal_data_in_an_undeclared_column_fails_the_scan(tmp_path, pulled_d
         out.append(f"{line},{emails[i % len(emails)]}")
     csv_path.write_text("\n".join(out) + "\n")
     spec["columns"]["contact"] = {"type": "category", "categories": emails}
-    (repo / "conf" / "data" / "adult_pii.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _save_dataset(repo, doc)
     assert "contact" not in header
-    run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii",
-         "governance=adult", "mitigation=adult", "metrics.n_boot=20"], repo)
+    run([str(VENV_BIN / "python"), "-m", "pipeline.compose", "data=adult_pii", "metrics.n_boot=20"],
+        repo)
     proc = run([DVC, "repro", "governance"], repo, GOVPIPE_PII_SALT=SALT)
     gov_text = (repo / "reports" / "governance.json").read_text()
     gov = json.loads(gov_text)

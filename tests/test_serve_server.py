@@ -69,9 +69,15 @@ def test_valid_requests_match_the_model_in_process(server, models, test_rows):
     body = one.json()
     assert body["model"] == {"name": "test-model", "version": sha256(models["a"])[:12]}
     assert body["threshold"] == 0.5
+    # which label is favourable, in the answer itself: label_id needs no lookup
+    assert body["favourable_label"] == ">50K" and "favourable_means" in body
     p = body["predictions"][0]
     assert p["probability"] == pytest.approx(ref[0], abs=1e-12)
     assert p["label_id"] == int(ref[0] >= 0.5) and p["label"] == ("<=50K", ">50K")[p["label_id"]]
+    assert p["favourable"] is (p["label"] == body["favourable_label"])
+    api = httpx.get(f"{server.url}/openapi.json", timeout=5).json()["components"]["schemas"]
+    assert {"favourable_label", "favourable_means"} <= set(api["PredictResponse"]["properties"])
+    assert "favourable" in api["Prediction"]["required"]
     batch = server.post({"records": [record(test_rows, i) for i in range(20)]})
     assert batch.status_code == 200
     got = [p["probability"] for p in batch.json()["predictions"]]
@@ -326,6 +332,7 @@ def test_mlflow_and_kserve_clients_score_unchanged(server, test_rows):
         r = httpx.post(f"{server.url}/invocations", json=body, headers=h, timeout=30)
         assert r.status_code == 200, (list(body), r.text)
         assert [p["probability"] for p in r.json()["predictions"]] == native
+        assert all("favourable" in p for p in r.json()["predictions"])
     r = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [
         {**record(test_rows, 0), "age": "39"}]}, headers=h, timeout=30)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "dataframe_records[0].age"
@@ -344,6 +351,8 @@ def test_mlflow_and_kserve_clients_score_unchanged(server, test_rows):
         out = {o["name"]: o for o in r.json()["outputs"]}
         assert r.json()["id"] == "req-1" and r.json()["model_version"] == version
         assert out["probability"]["data"] == native and out["probability"]["shape"] == [3]
+        assert out["favourable"]["datatype"] == "BOOL"
+        assert out["favourable"]["data"] == [i == 1 for i in out["label_id"]["data"]]
     r = httpx.post(f"{server.url}/v2/models/test-model/versions/0/infer", json=v2, headers=h)
     assert r.status_code == 404 and "error" in r.json()
     bad = {"inputs": [{**v2["inputs"][0], "data": [["x"]] * 3}, *v2["inputs"][1:]]}

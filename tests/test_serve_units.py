@@ -361,6 +361,7 @@ def test_batch_predict_matches_the_model_in_process(api, models, test_split):
     for p in (p for o in out for p in o["predictions"]):
         assert p["label_id"] == int(p["probability"] >= 0.5)
         assert p["label"] == (">50K" if p["label_id"] else "<=50K")
+        assert p["favourable"] is (p["label_id"] == 1)
     assert {o["model"]["version"] for o in out} == {api.current.version}
 
 

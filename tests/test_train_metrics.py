@@ -129,3 +129,38 @@ def test_threshold_optimizer_model_needs_the_sensitive_input(tmp_path, built):
     np.testing.assert_array_equal(a, model.score(df.copy()))  # deterministic, not randomised
     with pytest.raises(ValueError, match="sex"):
         model.score(df.drop(columns=["sex"]))
+
+
+def test_a_declared_training_sample_is_stratified_seeded_and_reported(tmp_path, built):
+    """model.max_train_rows: a seeded sample stratified by the target and the first sensitive
+    attribute, the same on every run; the train report says how many rows there were."""
+    import pandas as pd
+
+    runs = []
+    for i in (1, 2):
+        out = tmp_path / f"run{i}"
+        proc = stage(ROOT, "train", "model=logreg", "mitigation=none",
+                     "model.max_train_rows=5000", f"+inputs={built}", f"hydra.run.dir={out}")
+        assert proc.returncode == 0, proc.stderr
+        runs.append(out)
+    report = json.loads((runs[0] / "reports" / "train.json").read_text())
+    full = pd.read_parquet(built / "artifacts" / "split" / "train.parquet")
+    assert report["rows"] == 5000 and report["rows_available"] == len(full)
+    share = (full["income"] == ">50K").mean()
+    assert abs(report["positives"] / 5000 - share) < 0.002  # stratified by the target
+    same = [hashlib.sha256((r / "artifacts" / "model.pkl").read_bytes()).hexdigest()
+            for r in runs]
+    assert same[0] == same[1]
+
+
+def test_a_design_matrix_larger_than_memory_is_refused_with_the_setting_to_change(monkeypatch):
+    from pipeline import train
+    from pipeline.runtime.errors import ConfigError
+
+    monkeypatch.setattr(train, "_available_bytes", lambda: 20 * 2**30)
+    with pytest.raises(ConfigError) as e:
+        train._check_memory(29_000_000, 99)
+    msg = str(e.value)
+    assert "about 42.8 GiB (29,000,000 rows x 99 columns" in msg and "20.0 GiB" in msg
+    assert "set model.max_train_rows (e.g. 10,845,877)" in msg
+    train._check_memory(10_845_877, 99)  # the suggested size fits

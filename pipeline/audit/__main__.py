@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.audit.chain import Problem, verify
+from pipeline.audit.chain import Problem, records, verify
 
 USAGE = "usage: python -m pipeline.audit verify DIR [--json] [--expect-last HASH]"
 
@@ -60,8 +60,6 @@ def main(argv: list[str]) -> int:
 
 
 def _hashes(report, directory: Path) -> set[str]:
-    from pipeline.audit.chain import records
-
     return {r.get("hash") for r in records(directory)}
 
 

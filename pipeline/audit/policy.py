@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import validate
 from pipeline.runtime.errors import ConfigError
 
 # Dotted keys of the composed config that form the policy.
@@ -77,7 +78,6 @@ def committed(root: Path, data: str, registry: str) -> dict[str, Any]:
         with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
             tar.extractall(tmp, filter="data")
         raw = _compose(Path(tmp) / "conf", [f"data={data}", f"registry={registry}"])
-    from pipeline.config import validate
 
     cfg = validate(raw)
     if cfg.data.name != data:

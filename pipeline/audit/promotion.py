@@ -8,7 +8,6 @@ them the candidate's figures and the champion's on the same split.
 
 Primary metric, MLflow `MetricThreshold` semantics (sign s = +1 if greater is better, else −1;
 delta = s · (candidate − champion)):
-
     passes  ⇔  delta ≥ min_absolute_change            (when set)
            and delta ≥ min_relative_change · |champion|   (when set; champion = 0 → delta > 0)
            and delta > 0                               (when neither is set)
@@ -23,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.audit.document import Section, Table, to_html, to_markdown
 from pipeline.fairness.names import SHORT, higher_is_fairer
 
 DIGITS = 6  # the metrics files' rounding: compare at that precision, not float noise
@@ -105,7 +105,6 @@ def best(pool: list[dict[str, Any]]) -> dict[str, Any] | None:
 def addendum(comparison: dict[str, Any], model: str, version: str) -> tuple[str, str]:
     """The model card's promotion section, as (Markdown, HTML): uploaded next to the card
     governance judged (which cannot hold it: the comparison happens at registration)."""
-    from pipeline.audit.document import Section, Table, to_html, to_markdown
 
     champion = comparison.get("champion") or {}
     candidate = comparison.get("candidate") or {}

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.audit import policy
+from pipeline.audit import gates, policy
+from pipeline.config.governance import GovernanceSpec
+from pipeline.privacy import Scrubber
 from pipeline.runtime.errors import PipelineError
 from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
@@ -98,7 +100,6 @@ def scan_uploads(ctx, gov: dict) -> None:
     """Its own privacy scan of everything that would be uploaded (governance's is not
     trusted). A finding is an error, not a REJECTED outcome: the experiment must not be kept
     either, since DVC would commit these files to its experiment refs in git."""
-    from pipeline.privacy import Scrubber
 
     scrubber = Scrubber.from_config(ctx.params.privacy)
     found = []
@@ -111,9 +112,6 @@ def scan_uploads(ctx, gov: dict) -> None:
 
 
 def decide(ctx, gov: dict) -> Decision:
-    from pipeline.audit import gates
-    from pipeline.config.governance import GovernanceSpec
-
     p = ctx.params
     fairness = json.loads(ctx.input(FAIRNESS_REPORT).read_text(encoding="utf-8"))
     performance = json.loads(ctx.input(PERFORMANCE).read_text(encoding="utf-8"))

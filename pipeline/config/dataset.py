@@ -1,20 +1,35 @@
 """Dataset spec: everything ingest, split and the server need to know about one dataset.
 
-Bringing a new dataset means writing one `conf/data/<name>.yaml` that validates against
-`DatasetSpec`; no code changes.
+Bringing a new dataset means writing one `conf/data/<name>.yaml` (its `data:` section validates
+against `DatasetSpec`); no code changes. `python -m pipeline.scaffold FILE` drafts it.
+
+Targets and features as users have them:
+- a column the model never uses may be declared `NAME: ignore` (present in the file, never
+  read: no type needed, its values go nowhere);
+- an `int` or `bool` target works as it is (`positive: 1`, `positive: true`): it is read as a
+  two-or-more-label category whose labels are the values' canonical text ("1", "true");
+- every type is a feature or refused here: `int`, `float`, `bool` (numeric), `category`
+  (one-hot), `string` with a declared `text` encoder (TF-IDF or hashing); `date` and a
+  `string` without an encoder are config errors.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Section
 
-ColumnType = Literal["int", "float", "category", "string", "date"]
+ColumnType = Literal["int", "float", "bool", "category", "string", "date"]
 PiiPolicy = Literal["drop", "hash", "year"]
+IGNORE = "ignore"
+# Spellings a `bool` column accepts (compared lower-case); anything else is a type error.
+TRUE_SPELLINGS = ("true", "t", "yes", "y", "1")
+FALSE_SPELLINGS = ("false", "f", "no", "n", "0")
+# An `int` target becomes a category of its values: a range wider than this is not a label.
+MAX_INT_TARGET_VALUES = 20
 
 
 class SourceSpec(Section):
@@ -28,8 +43,30 @@ class SourceSpec(Section):
     skip_initial_space: bool = False
     comment: str | None = Field(default=None, min_length=1, max_length=1)
     na_values: list[str] = []
+    names: list[str] | None = Field(default=None, description=(
+        "the file's column names in order, replacing its header row (or naming a headerless "
+        "file's columns): needed when a header repeats a name"))
     provenance: str | None = None
     licence: str | None = None
+
+    @field_validator("names")
+    @classmethod
+    def _unique_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            dup = sorted({n for n in v if v.count(n) > 1})
+            raise ValueError(f"names repeats {dup}; every column needs its own name")
+        return v
+
+
+class TextSpec(Section):
+    """How a free-text (`string`) feature becomes numbers. Both encoders are deterministic:
+    TF-IDF keeps the `max_features` most frequent terms of the train split (scikit-learn's
+    TfidfVectorizer); hashing maps terms to `max_features` buckets with no vocabulary (the
+    model then stores no words from the data at all)."""
+
+    encoder: Literal["tfidf", "hashing"] = "tfidf"
+    max_features: int = Field(default=100, ge=1, le=5000)
+    ngram_max: int = Field(default=1, ge=1, le=3, description="1: words; 2: words and pairs")
 
 
 class ColumnSpec(Section):
@@ -47,10 +84,14 @@ class ColumnSpec(Section):
     missing: Literal["error", "drop", "keep"] = "error"
     replace: dict[str, str] = {}
     pii: PiiPolicy | None = None
+    text: TextSpec | None = None
     description: str | None = None
 
     @model_validator(mode="after")
     def _rules_fit_type(self) -> ColumnSpec:
+        if self.text is not None and self.type != "string":
+            raise ValueError(
+                f"`text` (an encoder) is only allowed for type string, not {self.type}")
         if self.type == "category" and not self.categories:
             raise ValueError("a category column needs a non-empty `categories` list")
         if self.type != "category" and self.categories is not None:
@@ -113,15 +154,84 @@ class SensitiveSpec(Section):
         return list(columns[self.column].categories or [])
 
 
+def _canonical(value: object) -> object:
+    """YAML's 1 / true as the label text the data is read into ("1", "true")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def _target_as_category(raw: dict) -> dict:
+    """An `int` or `bool` target (and a category target written with numbers) as the string
+    category every later stage works with; other mistakes are left for the validators."""
+    target, columns = raw.get("target"), raw.get("columns")
+    if not isinstance(target, dict) or not isinstance(columns, dict):
+        return raw
+    col = columns.get(target.get("column"))
+    if not isinstance(col, dict):
+        return raw
+    col = dict(col)
+    kind = col.get("type")
+    if kind == "bool":
+        spellings = {s: "true" for s in TRUE_SPELLINGS} | {s: "false" for s in FALSE_SPELLINGS}
+        spellings |= {k.upper(): v for k, v in spellings.items()}
+        spellings |= {k.capitalize(): v for k, v in spellings.items()}
+        col.update(type="category", categories=["false", "true"],
+                   replace={**spellings, **col.get("replace", {})})
+    elif kind == "int":
+        lo, hi = col.get("min"), col.get("max")
+        if not isinstance(lo, int) or not isinstance(hi, int) or not (
+                0 < hi - lo < MAX_INT_TARGET_VALUES):
+            raise ValueError(
+                f"columns.{target['column']}: an int target needs whole-number `min` and `max` "
+                f"spanning 2 to {MAX_INT_TARGET_VALUES} values (its labels), got min {lo}, "
+                f"max {hi}")
+        col.pop("min"), col.pop("max")
+        col.update(type="category", categories=[str(v) for v in range(lo, hi + 1)])
+    elif kind == "category" and isinstance(col.get("categories"), list):
+        col["categories"] = [_canonical(c) for c in col["categories"]]
+    return {**raw, "columns": {**columns, target["column"]: col},
+            "target": {**target, "positive": _canonical(target.get("positive"))}}
+
+
 class DatasetSpec(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
     source: SourceSpec
     columns: dict[str, ColumnSpec] = Field(min_length=1)
+    # Filled from `columns: {NAME: ignore}`: present in the file, never read or kept.
+    ignored: list[str] = []
+    # Every column of the file in order, ignored ones included (a headerless file's layout).
+    file_columns: list[str] = []
     target: TargetSpec
     features: list[str] = Field(min_length=1)
     sensitive: dict[str, SensitiveSpec] = Field(min_length=1)
     sensitive_as_features: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):
+            return raw
+        cols = raw["columns"]
+        ignored = [k for k, v in cols.items() if v == IGNORE]
+        if ignored or not raw.get("file_columns"):
+            raw = {**raw, "columns": {k: v for k, v in cols.items() if v != IGNORE},
+                   "ignored": ignored, "file_columns": list(cols)}
+        used = [("target.column", (raw.get("target") or {}).get("column")
+                 if isinstance(raw.get("target"), dict) else None)]
+        used += [("features", f) for f in raw.get("features") or [] if isinstance(f, str)]
+        sens = raw.get("sensitive")
+        used += [(f"sensitive.{k}.column", v.get("column")) for k, v in (
+            sens.items() if isinstance(sens, dict) else ()) if isinstance(v, dict)]
+        for where, name in used:
+            if name in ignored:
+                raise ValueError(
+                    f"{where}: '{name}' is declared `ignore` (never read); give it a type "
+                    "instead")
+        return _target_as_category(raw)
 
     @field_validator("features")
     @classmethod
@@ -133,6 +243,11 @@ class DatasetSpec(Section):
     @model_validator(mode="after")
     def _columns_exist(self) -> DatasetSpec:
         names = ", ".join(self.columns)
+        if self.source.names is not None and sorted(self.source.names) != sorted(
+                self.file_columns):
+            raise ValueError(
+                "source.names: must name exactly the declared columns (ignored ones included); "
+                f"differs by {sorted(set(self.source.names) ^ set(self.file_columns))}")
         self._check_target(names)
         self._check_features(names)
         for name, s in self.sensitive.items():
@@ -144,7 +259,8 @@ class DatasetSpec(Section):
         if target is None:
             raise ValueError(f"target.column: '{self.target.column}' is not a column ({names})")
         if target.type != "category":
-            raise ValueError(f"target.column: '{self.target.column}' must have type category")
+            raise ValueError(f"target.column: '{self.target.column}' is {target.type}; a target "
+                             "is a category, int or bool column")
         if self.target.positive not in (target.categories or []):
             raise ValueError(
                 f"target.positive: '{self.target.positive}' is not one of the target's "
@@ -164,6 +280,15 @@ class DatasetSpec(Section):
                 raise ValueError(f"features: the target '{f}' cannot be a feature")
             if cols[f].pii is not None:
                 raise ValueError(f"features: '{f}' is a PII column (pii: {cols[f].pii})")
+            if cols[f].type == "date":
+                raise ValueError(
+                    f"features: '{f}' is a date, which is not a model input; derive a number "
+                    "from it in the data, or leave it out of `features`")
+            if cols[f].type == "string" and cols[f].text is None:
+                raise ValueError(
+                    f"features: '{f}' is free text (type string) with no encoder; declare "
+                    f"`columns.{f}.text: {{encoder: tfidf, max_features: 100}}` (or hashing), "
+                    "or leave it out of `features`")
 
     def _check_sensitive(self, name: str, s: SensitiveSpec, names: str) -> None:
         cols = self.columns

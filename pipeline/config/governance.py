@@ -11,9 +11,10 @@ A privacy-scan hit always rejects and always blocks.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Section
 
@@ -51,6 +52,27 @@ class ModelCardSpec(Section):
         default=0.02, ge=0, lt=1,
         description="bias-audit tables exclude categories under this share (NYC LL 144: 2%)",
     )
+    # Dates come from config, never the clock: the same inputs must give the same card bytes,
+    # and an audit is a committed event (this section is part of the committed policy).
+    audit_date: str | None = Field(
+        default=None, description="the bias audit's date, YYYY-MM-DD; the next is due a year on")
+    distribution_date: str | None = Field(
+        default=None, description="NYC LL 144: the date the tool is first used (YYYY-MM-DD)")
+
+    @field_validator("audit_date", "distribution_date", mode="before")
+    @classmethod
+    def _iso_date(cls, v: object) -> object:
+        # A YAML loader may already have made a date of an unquoted 2026-12-01.
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            return v.isoformat()
+        if isinstance(v, str):
+            try:
+                parsed = dt.date.fromisoformat(v)
+            except ValueError:
+                parsed = None
+            if parsed is None or len(v) != 10:  # fromisoformat also takes 20261201
+                raise ValueError(f"'{v}' is not a date written YYYY-MM-DD")
+        return v
 
 
 class GovernanceSpec(Section):

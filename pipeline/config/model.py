@@ -15,13 +15,17 @@ class Estimator(Section):
     constructor (pipeline.modelling.estimators passes them as they are, plus the seed)."""
 
     SKLEARN: ClassVar[str]  # "module.Class"
+    # Not an estimator argument: train on a seeded, stratified sample of at most this many
+    # rows (null: all). A declared choice for data whose encoded design matrix would not fit
+    # in memory; the train report records it and the governance card shows it.
+    max_train_rows: int | None = Field(default=None, ge=1000)
 
     def sklearn_class(self) -> type:
         module, _, cls = self.SKLEARN.rpartition(".")
         return getattr(importlib.import_module(module), cls)
 
     def sklearn_params(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name"})
+        return self.model_dump(exclude={"name", "max_train_rows"})
 
     @model_validator(mode="after")
     def _sklearn_accepts(self) -> Estimator:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.privacy.detectors import BUILTIN_DETECTORS, CustomRegexDetector, Detector
 from pipeline.runtime.errors import ConfigError
+from pipeline.runtime.targets import instantiate_target
 
 __all__ = ["CustomRule", "PluginError", "PrivacyConfig", "build_detectors", "instantiate_plugin"]
 
@@ -114,7 +115,6 @@ class PluginError(ConfigError, ValueError):
 
 def instantiate_plugin(entry: Mapping[str, Any]) -> Detector:
     """Import and build one plug-in detector from ``{_target_: dotted.path, **kwargs}``."""
-    from pipeline.runtime.targets import instantiate_target
 
     target = entry.get("_target_")
     obj = instantiate_target(entry, "PII plug-in", error=PluginError)

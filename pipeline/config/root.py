@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
@@ -13,6 +15,7 @@ from pipeline.config.privacy import PrivacyConfig
 from pipeline.config.registry import RegistrySpec
 from pipeline.config.serve import ServeSpec
 from pipeline.config.split import SplitSpec
+from pipeline.fairness.names import BUILTIN_METRICS
 
 
 class Config(Section):
@@ -27,6 +30,27 @@ class Config(Section):
     registry: RegistrySpec
     serve: ServeSpec
     monitor: MonitorSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_defaults(cls, raw: Any) -> Any:
+        """Settings that depend on the dataset default to its first declared sensitive
+        attribute (`split.stratify_by`, `mitigation.attribute` given as null), so no shared
+        default names a column only one dataset has."""
+        if not isinstance(raw, dict):
+            return raw
+        sensitive = (raw.get("data") or {}).get("sensitive") if isinstance(
+            raw.get("data"), dict) else None
+        if not isinstance(sensitive, dict) or not sensitive:
+            return raw  # the DatasetSpec's own error names what is missing
+        first = next(iter(sensitive))
+        raw = dict(raw)
+        for section, key, value in (("split", "stratify_by", [first]),
+                                    ("mitigation", "attribute", first)):
+            node = raw.get(section)
+            if isinstance(node, dict) and key in node and node[key] is None:
+                raw[section] = {**node, key: value}
+        return raw
 
     @model_validator(mode="after")
     def _cross_section(self) -> Config:
@@ -60,7 +84,6 @@ class Config(Section):
 
     def _produced(self) -> tuple[list[str], list[str]]:
         """(fairness metric names, breakdown keys) the metrics stage produces."""
-        from pipeline.fairness.names import BUILTIN_METRICS
 
         attrs = list(self.data.sensitive)
         keys = attrs + ["*".join(c) for c in self.metrics.crossings(attrs)]

@@ -7,7 +7,10 @@ it for one frame.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config import DatasetSpec
 from pipeline.runtime.outputs import rounded
@@ -29,7 +32,7 @@ class Profile:
             if name not in frame or col.pii is not None:
                 continue  # never profile personal data: counts of values could reveal it
             s = frame[name]
-            if col.type == "category":
+            if col.type in ("category", "bool"):
                 self._count(name, s)
             elif col.type in ("int", "float"):
                 d = s.dropna()

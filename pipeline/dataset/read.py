@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+import csv
 
 from pipeline.config import DatasetSpec
 from pipeline.runtime.errors import DataError
@@ -45,8 +49,9 @@ CHUNK_ROWS = 2**20
 
 
 def _check_header(path: Path, got: list[str], spec: DatasetSpec) -> None:
-    extra = [c for c in got if c not in spec.columns]
-    missing = [c for c in spec.columns if c not in got]
+    declared = spec.file_columns or list(spec.columns)
+    extra = [c for c in got if c not in declared]
+    missing = [c for c in declared if c not in got]
     if extra or missing:
         raise DataError(
             f"{path}: columns differ from the spec: "
@@ -59,13 +64,48 @@ def _check_header(path: Path, got: list[str], spec: DatasetSpec) -> None:
         )
 
 
+def _header_names(path: Path, spec: DatasetSpec) -> list[str]:
+    """The header row as written. pandas would rename a repeated name to `name.1` without a
+    word, so a repeat is an error here unless `source.names` names the columns."""
+
+    src = spec.source
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if src.comment and line.lstrip().startswith(src.comment) or not line.strip():
+                continue
+            got = next(csv.reader([line], delimiter=src.delimiter,
+                                  skipinitialspace=src.skip_initial_space))
+            break
+        else:
+            return []
+    repeated = sorted({n for n in got if got.count(n) > 1})
+    if repeated and src.names is None:
+        where = "; ".join(f"'{n}' at positions {[i + 1 for i, g in enumerate(got) if g == n]}"
+                          for n in repeated)
+        raise DataError(
+            f"{path}: the header repeats column name(s): {where}. Set data.source.names to "
+            "the file's columns in order with a unique name each (the scaffold does this)")
+    return got
+
+
 def _csv_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     src = spec.source
     names = list(spec.columns)
+    layout = src.names or spec.file_columns or names  # every column of the file, in order
+    if src.header and src.names is not None:
+        got = _header_names(path, spec)
+        if len(got) != len(src.names):
+            raise DataError(f"{path}: the header has {len(got)} columns but data.source.names "
+                            f"lists {len(src.names)}")
+    elif src.header:
+        _header_names(path, spec)
     try:
         reader = pd.read_csv(
             path,
             header=0 if src.header else None,
+            names=src.names,
             sep=src.delimiter,
             skipinitialspace=src.skip_initial_space,
             comment=src.comment,
@@ -81,15 +121,15 @@ def _csv_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFra
                     _check_header(path, [str(c) for c in df.columns], spec)
                     yield df[names]
                     continue
-                if df.shape[1] != len(names):
+                if df.shape[1] != len(layout):
                     raise DataError(
                         f"{path}: rows have {df.shape[1]} fields but the spec declares "
-                        f"{len(names)} columns ({', '.join(names)}): "
-                        + ("extra column(s) in the file" if df.shape[1] > len(names)
+                        f"{len(layout)} columns ({', '.join(layout)}): "
+                        + ("extra column(s) in the file" if df.shape[1] > len(layout)
                            else "missing column(s)")
                     )
-                df.columns = names
-                yield df
+                df.columns = layout
+                yield df[names]
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file has no rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
@@ -104,8 +144,9 @@ def _parquet_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.Dat
         got = file.schema_arrow.names
     except Exception as e:  # pyarrow raises several unrelated types
         raise DataError(f"{path}: cannot read as parquet ({e})") from None
-    extra = [c for c in got if c not in spec.columns]
-    missing = [c for c in spec.columns if c not in got]
+    declared = spec.file_columns or list(spec.columns)
+    extra = [c for c in got if c not in declared]
+    missing = [c for c in declared if c not in got]
     if extra or missing:
         raise DataError(f"{path}: extra columns {extra}, missing columns {missing}")
     batches = file.iter_batches(batch_size=rows)
@@ -116,8 +157,8 @@ def _parquet_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.Dat
             raise DataError(f"{path}: cannot read as parquet ({e})") from None
         if batch is None:
             return
-        df = batch.to_pandas().astype("str").where(lambda d: d.notna(), None)
-        yield df[list(spec.columns)]
+        df = batch.select(list(spec.columns)).to_pandas()  # ignored columns never converted
+        yield df.astype("str").where(lambda d: d.notna(), None)
 
 
 def _file_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFrame]:
@@ -138,6 +179,8 @@ def chunks(spec: DatasetSpec, root: Path, files: list[RawFile],
     file boundaries, with their origin kept for error messages and an index that runs on from
     chunk to chunk (a row's index is its position in the whole dataset). Each file's RawFile is
     appended to `files` once the file has been read."""
+    import pandas as pd
+
     held: list[pd.DataFrame] = []
     n_held = start = 0
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config import DatasetSpec
+from pipeline.config.dataset import FALSE_SPELLINGS, TRUE_SPELLINGS
 from pipeline.dataset.read import SOURCE_FILE, SOURCE_ROW
 from pipeline.runtime.errors import DataError
 
@@ -86,10 +90,19 @@ MAX_EXACT_INT = 2**53
 TYPE_RULES = {
     "int": "type int (a whole number, |value| < 2^53)",
     "float": "type float (a finite number)",
+    "bool": f"type bool ({'/'.join(TRUE_SPELLINGS)} or {'/'.join(FALSE_SPELLINGS)}, any case)",
 }
+_BOOLS = {**dict.fromkeys(TRUE_SPELLINGS, True), **dict.fromkeys(FALSE_SPELLINGS, False)}
+
+
+def _to_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    value = s.str.strip().str.lower().map(_BOOLS)
+    return value, s.notna() & value.isna()
 
 
 def _to_number(s: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    import pandas as pd
+
     num = pd.to_numeric(s, errors="coerce").astype("float64")
     bad = s.notna() & num.isna()
     bad |= num.notna() & ~np.isfinite(num)  # "inf", or a literal beyond float range ("1e400")
@@ -107,6 +120,8 @@ def _problem(found: dict, column: str, rule: str, order: tuple) -> Problem:
 
 def parse(raw: pd.DataFrame, spec: DatasetSpec, found: dict) -> Parsed:
     """Typed frame of one raw chunk; problems go into `found` ((column, rule) -> Problem)."""
+    import pandas as pd
+
     typed: dict[str, pd.Series] = {}
     missing: dict[str, int] = {}
     drop_mask = pd.Series(False, index=raw.index)
@@ -121,6 +136,12 @@ def parse(raw: pd.DataFrame, spec: DatasetSpec, found: dict) -> Parsed:
                 _problem(found, name, TYPE_RULES[col.type], (0, pos, 0)).add(
                     raw, raw.index[bad], raw.loc[bad, name].tolist())
             s = s.mask(bad)
+            na = s.isna() & ~bad
+        elif col.type == "bool":
+            s, bad = _to_bool(s)
+            if bad.any():
+                _problem(found, name, TYPE_RULES["bool"], (0, pos, 0)).add(
+                    raw, raw.index[bad], raw.loc[bad, name].tolist())
             na = s.isna() & ~bad
         elif col.type == "date":
             parsed = pd.to_datetime(s, errors="coerce", format="ISO8601")
@@ -178,6 +199,7 @@ def check(parsed: Parsed, raw: pd.DataFrame, spec: DatasetSpec, schema, found: d
     """Validate one typed chunk against `schema` (`_pandera_schema`); problems go into
     `found`. Returns the chunk with category columns as category dtypes, or None if it broke a
     rule."""
+    import pandas as pd
     import pandera.pandas as pa
 
     frame = parsed.frame
@@ -200,6 +222,8 @@ def check(parsed: Parsed, raw: pd.DataFrame, spec: DatasetSpec, schema, found: d
             # The dtype follows the spec, not the chunk: one chunk without a missing value must
             # not write int64 where the next writes Int64 (one file, one schema).
             s = s.astype("Int64") if col.missing == "keep" else s.astype("int64")
+        elif col.type == "bool":
+            s = s.astype("boolean") if col.missing == "keep" else s.astype("bool")
         elif col.type == "string":
             s = s.astype("str")
         out[name] = s

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.config import DatasetSpec, SensitiveSpec
 
 
 def derive_one(frame: pd.DataFrame, s: SensitiveSpec, spec: DatasetSpec) -> pd.Series:
+    import pandas as pd
+
     groups = s.groups(spec.columns)
     src = frame[s.column]
     if s.bins is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.fairness.bootstrap import percentile_interval, replicate_indices
 from pipeline.runtime.outputs import rounded as _r
 
 
@@ -74,7 +75,6 @@ def bootstrap_performance(y: np.ndarray, score: np.ndarray, threshold: float, *,
     A replicate's threshold metrics come from its confusion counts, by the formulas
     scikit-learn uses (the same floats); only the AUC needs the scores. Memory stays O(n): one
     replicate's indices at a time, never an n_boot × n array."""
-    from pipeline.fairness.bootstrap import percentile_interval, replicate_indices
 
     names = ("acc", "bal_acc", "f1", "roc_auc")
     pred = (score >= threshold).astype(np.int64)

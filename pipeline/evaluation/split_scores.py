@@ -7,6 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from pipeline.evaluation.performance import performance
+from pipeline.fairness.report import fairness_report
+
 
 @dataclass(frozen=True)
 class SplitScores:
@@ -21,10 +26,6 @@ def score_split(model, df, spec, metrics, *, threshold: float, seed: int,
                 n_boot: int) -> SplitScores:
     """`spec` the dataset section, `metrics` the metrics section; n_boot=0 skips the
     bootstrap intervals (point figures only)."""
-    import numpy as np
-
-    from pipeline.evaluation.performance import performance
-    from pipeline.fairness.report import fairness_report
 
     attributes = list(spec.sensitive)
     y = (df[spec.target.column] == spec.target.positive).to_numpy(dtype=np.int64)

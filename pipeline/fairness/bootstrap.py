@@ -27,9 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.fairness._inputs import check_labels, check_thresholds
 from pipeline.fairness.catalog import (

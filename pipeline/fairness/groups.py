@@ -30,16 +30,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    count,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.fairness._inputs import check_labels, check_thresholds
 
@@ -72,6 +68,8 @@ def encode_groups(groups: pd.Series) -> tuple[list[str], np.ndarray]:
     ones), else the sorted unique values; each is converted to `str`. Raises ValueError on
     missing values or on two values with the same string form.
     """
+    import pandas as pd
+
     s = groups if isinstance(groups, pd.Series) else pd.Series(groups)
     n_missing = int(s.isna().sum())
     if n_missing:
@@ -104,6 +102,8 @@ def intersection(
     product of each column's groups (see `encode_groups`), first column varying slowest, so
     empty cells exist as categories and show up with count 0.
     """
+    import pandas as pd
+
     columns = list(columns)
     if not columns:
         raise ValueError("an intersection needs at least one column")
@@ -159,12 +159,15 @@ def confusion_by_group(
 
 # Rates come from fairlearn; the integer counts (positives, selected, ...) from one bincount,
 # which is exact and avoids five more MetricFrame passes (each costs a full column copy).
-_FRAME_METRICS = {
-    "count": count,
-    "selection_rate": selection_rate,
-    "tpr": true_positive_rate,
-    "fpr": false_positive_rate,
-}
+def _frame_metrics() -> dict:
+    from fairlearn.metrics import count, false_positive_rate, selection_rate, true_positive_rate
+
+    return {
+        "count": count,
+        "selection_rate": selection_rate,
+        "tpr": true_positive_rate,
+        "fpr": false_positive_rate,
+    }
 
 
 def group_stats(
@@ -176,6 +179,9 @@ def group_stats(
     `groups`: the group of each row (same length); see `encode_groups` for the group order.
     Groups with ``count < min_count`` or ``share < min_share`` (or no rows) are marked excluded.
     """
+    import pandas as pd
+    from fairlearn.metrics import MetricFrame
+
     yt, yp = check_labels(y_true, y_pred)
     check_thresholds(min_count, min_share)
     labels, codes = encode_groups(groups)
@@ -185,7 +191,7 @@ def group_stats(
 
     cm = confusion_by_group(codes, yt, yp, len(labels))
     frame = MetricFrame(
-        metrics=_FRAME_METRICS,
+        metrics=_frame_metrics(),
         y_true=yt,
         y_pred=yp,
         sensitive_features=pd.Series(

@@ -5,8 +5,9 @@ The one formula, with the rule for which groups count as a parameter. It has two
 
 * `disparity.metric_impact_ratios` — the fairness report's column: groups the fairness metrics
   exclude (`metrics.min_count` / `metrics.min_share`, 1% by default) do not count;
-* `audit.model_card.audit_rows` — the model card's bias audit: categories under
-  `governance.model_card.audit_min_share` of the split (2% by default) do not count.
+* `audit.ll144.breakdown` — the model card's LL 144 bias audit (selection and scoring rates):
+  categories under `governance.model_card.audit_min_share` of the split (2% by default) do
+  not count.
 
 No imports: the governance stage uses it without loading the fairness metrics.
 """

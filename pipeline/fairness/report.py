@@ -8,9 +8,12 @@ bool, None, lists and dicts, so ``json.dumps(report, allow_nan=False)`` always w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pipeline.fairness._inputs import check_labels, check_thresholds
 from pipeline.fairness.bootstrap import GROUP_RATES, Interval, bootstrap_intervals
@@ -144,6 +147,8 @@ def fairness_report(
 
     where ``CI = {"low": float | None, "high": float | None, "n_valid": int}``.
     """
+    import pandas as pd
+
     yt, yp = check_labels(y_true, y_pred)
     check_thresholds(min_count, min_share)
     if not isinstance(sensitive, pd.DataFrame):

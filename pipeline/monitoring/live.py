@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.audit import gates
+from pipeline.dataset.sensitive import derive_one
+from pipeline.evaluation import performance as evaluation
+from pipeline.fairness.report import fairness_report
 
 SELECTION_METRICS = frozenset({"disparate_impact_ratio", "statistical_parity_difference"})
 OK, ALERT, INSUFFICIENT = "OK", "ALERT", "INSUFFICIENT_EVIDENCE"
@@ -31,8 +34,6 @@ def _attributes(df: Any, spec: Any) -> tuple[Any, list[str], list[str]]:
     """Derived sensitive attributes of the rows that carry all the logged ones."""
     import pandas as pd
 
-    from pipeline.dataset.sensitive import derive_one
-
     present = [a for a, s in spec.sensitive.items()
                if s.column in df.columns and df[s.column].notna().any()]
     missing = [a for a in spec.sensitive if a not in present]
@@ -41,8 +42,6 @@ def _attributes(df: Any, spec: Any) -> tuple[Any, list[str], list[str]]:
 
 
 def _report(y, pred, sens, attrs, crossings, mc, seed) -> dict:
-    from pipeline.fairness.report import fairness_report
-
     return fairness_report(
         y, pred, sens, attrs, intersections=crossings, n_boot=mc.n_boot, seed=seed,
         alpha=mc.alpha, min_count=mc.min_count, min_share=mc.min_share,
@@ -72,7 +71,6 @@ def _merged(selection: dict | None, outcome: dict | None) -> dict:
 
 def evaluate(df: Any, cfg: Any, baseline: Any, window: dict) -> dict:
     """The window's figures, gate results, drift and verdict (JSON-ready)."""
-    from pipeline.evaluation import performance as evaluation
 
     spec, mc, gov, mon = cfg.data, cfg.metrics, cfg.governance, cfg.monitor
     n = len(df)

@@ -18,9 +18,12 @@ import hashlib
 import os
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SALT_ENV_VAR",
@@ -70,6 +73,8 @@ def hash_value(value: object, salt: str) -> str:
 
 
 def _hash_series(series: pd.Series, salt: str) -> pd.Series:
+    import pandas as pd
+
     missing = series.isna().to_numpy()
     values = series.to_numpy(dtype=object)
     out = np.empty(len(values), dtype=object)
@@ -80,6 +85,8 @@ def _hash_series(series: pd.Series, salt: str) -> pd.Series:
 
 
 def _year_series(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.dt.year.astype("Int64")
     text = series.astype("string")

@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pipeline.privacy import install_log_scrubbing
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 def _handler(h: logging.Handler) -> logging.Handler:
@@ -28,7 +30,6 @@ def setup(level: int = logging.INFO, logfile: Path | None = None) -> None:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         root.addHandler(_handler(logging.FileHandler(logfile, encoding="utf-8")))
     root.setLevel(level)
-    from pipeline.privacy import install_log_scrubbing
 
     install_log_scrubbing()  # after the handlers exist: it attaches to each of them
     # Third-party chatter that would drown the stage's own messages.

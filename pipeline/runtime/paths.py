@@ -14,6 +14,9 @@ TRAIN_REPORT = "reports/train.json"
 PERFORMANCE = "metrics/performance.json"  # DVC metrics: short keys, one table row per experiment
 FAIRNESS = "metrics/fairness.json"
 FAIRNESS_REPORT = "reports/fairness.json"  # full per-group tables with confidence intervals
+# Per row of the evaluation splits: the score and the sensitive attributes, nothing else (the
+# model card's LL 144 scoring rates need each row's score; not uploaded to the registry).
+SCORES = "reports/scores.parquet"
 EVAL_SPLITS = ("val", "test")
 PLOTS = {
     **{f"roc_{s}": f"plots/roc_{s}.json" for s in EVAL_SPLITS},

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import validate
+from pipeline.config.load import load_yaml
+from pipeline.privacy import Scrubber, install_log_scrubbing
 from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, DataError, PipelineError
 from pipeline.runtime.outputs import Outputs
@@ -95,10 +98,7 @@ StageFn = Callable[[Context], None]
 
 def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn, raw: Any,
              inputs: Path | None, out_root: Path) -> None:
-    from pipeline.config import validate
-
     cfg = validate(raw)
-    from pipeline.privacy import Scrubber, install_log_scrubbing
 
     install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
@@ -130,8 +130,6 @@ def _show(p: Path) -> str:
 
 
 def _load_params(path: Path) -> Any:
-    from pipeline.config.load import load_yaml
-
     if not path.exists():
         raise ConfigError(f"{path} is missing; run `make params` (or `dvc exp run -S ...`)")
     raw = load_yaml(path)

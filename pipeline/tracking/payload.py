@@ -68,6 +68,8 @@ def synthetic_example(spec, columns: list[str]) -> dict[str, list]:
             col = spec.columns[c]
             if col.type == "category":
                 row[c] = [col.categories[0]]
+            elif col.type == "bool":
+                row[c] = [False]
             elif col.type in ("int", "float"):
                 lo = col.min if col.min is not None else 0.0
                 hi = col.max if col.max is not None else lo
