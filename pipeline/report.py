@@ -21,6 +21,7 @@ pipeline results in the workspace, a DVC command that fails.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -29,8 +30,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.privacy import Scrubber
+from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, PipelineError
+from pipeline.runtime.outputs import Outputs
 from pipeline.runtime.runner import EXIT_USER_ERROR
+from pipeline.tracking.settings import load_config
 
 log = logging.getLogger("pipeline.report")
 
@@ -309,8 +314,6 @@ def selection_rate_chart(rates: list[tuple[str, float | None, float | None]],
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8,
                   frameon=False)
     fig.tight_layout()
-    import io
-
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
@@ -327,10 +330,6 @@ def _rates(head: list[dict], base: list[dict] | None) -> list[tuple[str, Any, An
 
 def build(root: Path, base: str, out: Path) -> list[Path]:
     """Check, gather, render, then write both files atomically; the paths written."""
-    from pipeline.privacy import Scrubber
-    from pipeline.runtime.outputs import Outputs
-    from pipeline.tracking.settings import load_config
-
     base_sha = check_repo(root, base)
     config = load_config([], root / "params.yaml")[0]
     scrub = Scrubber.from_config(config.privacy).scrub
@@ -368,8 +367,6 @@ def build(root: Path, base: str, out: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    from pipeline.runtime import logs
-
     logs.setup()
     try:
         base, out = _args(argv)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline.report import DEFAULT_OUT, num
-from tests.conftest import ROOT, VENV_BIN, clone_built, run
+from tests.conftest import ROOT, VENV_BIN, clone_built, make, run
 
 DVC = str(VENV_BIN / "dvc")
 GITHUB = ROOT / ".github" / "workflows" / "govpipe.yml"
@@ -36,7 +36,8 @@ def pr_repo(tmp_path_factory, built) -> Path:
     run([DVC, "repro", "governance"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "experiment results"], repo)
-    # `make`'s setup target is this test run's venv (on PATH): mark it done, as `make run` would.
+    # The workflows' own commands (`make verdict`) run here as written, so the copy's setup is
+    # marked done, as `make run` leaves it; this test run's venv is on PATH.
     (repo / ".venv").mkdir()
     (repo / ".venv" / ".synced").touch()
     return repo
@@ -67,7 +68,7 @@ def _at(repo: Path, rev: str, rel: str) -> dict:
 
 
 def test_make_report_compares_the_change_with_its_base_number_by_number(pr_repo, built):
-    proc = run(["make", "report", "BASE=main"], pr_repo)
+    proc = make(pr_repo, "report", "BASE=main")
     md = (pr_repo / DEFAULT_OUT).read_text(encoding="utf-8")
     tables = _tables(md)
     base = {rel: _at(pr_repo, "main", rel) for rel in
@@ -130,7 +131,7 @@ def test_make_report_compares_the_change_with_its_base_number_by_number(pr_repo,
         num(base["metrics/fairness.json"]["test"]["sex"]["dir"]),
         num(head["metrics/fairness.json"]["test"]["sex"]["dir"])]
     assert "`metrics/promotion.json` is not in the workspace" in md  # register has not run
-    assert proc.stdout.splitlines()[-2:] == [str(DEFAULT_OUT), str(CHART)]  # after make's echo
+    assert proc.stdout.splitlines() == [str(DEFAULT_OUT), str(CHART)]
     # Git-ignored and no DVC output: the report leaves the clone as it was.
     assert run(["git", "status", "--porcelain"], pr_repo).stdout == ""
 
@@ -148,7 +149,7 @@ def test_report_as_on_a_runner_no_base_outputs_in_the_cache(pr_repo):
                                    "owners: Data team, jane.doe@example.com"))
     cache.rename(aside)
     try:
-        run(["make", "report", "BASE=origin/main"], pr_repo)
+        make(pr_repo, "report", "BASE=origin/main")
     finally:
         aside.rename(cache)
         run(["git", "checkout", "-q", "params.yaml"], pr_repo)
@@ -293,6 +294,6 @@ def test_bad_input_is_a_clear_error_with_exit_2_and_nothing_written(pr_repo, tmp
         assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not list(cwd.rglob("pr_report.*")), args
     # Through make, as the README says: its own exit status is 2 whenever a recipe fails.
-    proc = run(["make", "report", "BASE=no-such-branch"], pr_repo, check=False)
+    proc = make(pr_repo, "report", "BASE=no-such-branch", check=False)
     assert proc.returncode == 2 and "git fetch origin no-such-branch" in proc.stderr
     assert not (pr_repo / DEFAULT_OUT).exists() and not (pr_repo / CHART).exists()
