@@ -27,12 +27,13 @@ CHART = DEFAULT_OUT.with_suffix(".svg")
 @pytest.fixture(scope="module")
 def pr_repo(tmp_path_factory, built) -> Path:
     """`main`: the default pipeline's results, committed (VALIDATED). Checked out: branch
-    `unmitigated`, one experiment changed (`mitigation=none`, REJECTED on the four-fifths rule
-    for sex) and its stages rerun (train, metrics, governance), results committed."""
+    `unmitigated`, one experiment changed (`model=logreg mitigation=none`: REJECTED on the
+    four-fifths rule for sex; logreg, the cheapest model to retrain) and its stages rerun (train,
+    metrics, governance), results committed."""
     repo = clone_built(built, tmp_path_factory.mktemp("report") / "repo")
     run(["git", "checkout", "-qb", "unmitigated"], repo)
-    run([sys.executable, "-m", "pipeline.compose", "mitigation=none"], repo)
-    run(["git", "commit", "-qam", "experiment: no mitigation"], repo)
+    run([sys.executable, "-m", "pipeline.compose", "model=logreg", "mitigation=none"], repo)
+    run(["git", "commit", "-qam", "experiment: logreg, no mitigation"], repo)
     run([DVC, "repro", "governance"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "experiment results"], repo)
@@ -114,6 +115,7 @@ def test_make_report_compares_the_change_with_its_base_number_by_number(pr_repo,
 
     params = {r[0]: r[1:] for r in tables["Parameters changed"]}
     assert params["mitigation.name"] == ["threshold_optimizer", "none"]
+    assert params["model.name"] == ["hgb", "logreg"]
 
     # The chart's figures: the base's plot data comes from the DVC cache (`built` ran main).
     rates = {r[0]: r[1:] for r in tables["Selection rates"]}
