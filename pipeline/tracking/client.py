@@ -91,6 +91,18 @@ def store_lock(tracking_uri: str, root: Path | None = None) -> Iterator[None]:
         raise RegistryError(f"another registration held {path} for 10 minutes") from None
 
 
+def component(message: str) -> str:
+    """Which part of a tracking server's stack an error came from, in words (empty when the
+    message does not say). Proxied artefact requests (`/mlflow-artifacts/`) that fail mean the
+    server's artefact store refused or is down: the client only sees a 500 or a reset, the
+    cause (missing bucket, unreachable S3 endpoint, refused credentials) is in the server's
+    log, never in ours."""
+    if "mlflow-artifacts" in message:
+        return ("the tracking server's artefact store failed (an S3 bucket missing, its "
+                "endpoint down or its credentials refused; the server's log names which)")
+    return ""
+
+
 def redact(uri: str) -> str:
     """Hide credentials embedded in a URI (user:password@host) before it is logged or stored."""
     return re.sub(r"//[^/@]+@", "//***@", uri)
@@ -224,9 +236,10 @@ class Registry:
                 error = e
             if attempt == self.retries:
                 first = str(error).splitlines()[0][:300] if str(error) else ""
+                where = component(str(error))
                 raise RegistryError(
                     f"could not {what} at {redact(self.uri)} after {attempt + 1} attempt(s): "
-                    f"{type(error).__name__}: {first}"
+                    + (f"{where}; " if where else "") + f"{type(error).__name__}: {first}"
                 ) from None
             delay = self.backoff * 2**attempt
             log.warning("registry: %s failed (%s); retrying in %.1f s", what,
