@@ -44,6 +44,9 @@ from pipeline.runtime.errors import PipelineError
 HOST = "127.0.0.1"
 DEFAULT_PORTS = {"postgres": 54329, "s3": 59000, "mlflow": 5000}  # mlflow: conf/registry/server
 DB, USER, BUCKET = "mlflow", "govpipe", "govpipe-mlflow"
+# mlflow server and moto hold no state of their own (it is in PostgreSQL and the bucket):
+# SIGTERM, then SIGKILL after this long (uvicorn otherwise waits on idle keep-alive clients).
+STOP_GRACE = 5.0
 
 
 class StackError(PipelineError):
@@ -357,7 +360,7 @@ class Stack:
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
         if proc is not None:
-            _stop_group(proc.pid, proc)
+            _stop_group(proc.pid, proc, grace=STOP_GRACE)
 
     def restart_postgres(self) -> None:
         """`pg_ctl restart`: what a managed database's maintenance window does."""
@@ -399,7 +402,7 @@ class Stack:
 
     def down_from_state(self) -> None:
         for pid in getattr(self, "_pids", {}).values():
-            _stop_group(pid)
+            _stop_group(pid, grace=STOP_GRACE)
         self.down()
 
 
