@@ -84,6 +84,10 @@ def client(s):
     return MlflowClient(tracking_uri=s.tracking_uri, registry_uri=s.tracking_uri)
 
 
+# MLflow deletes a version by marking it (current_stage): a row that is not a live version.
+LIVE = "current_stage <> 'Deleted_Internal'"
+
+
 def pg_rows(s, sql: str) -> list[tuple]:
     import psycopg2
 
@@ -117,7 +121,7 @@ def test_the_register_stage_registers_into_postgres_and_s3(stack, repo, tmp_path
     reg = json.loads((out / "reports" / "registration.json").read_text())
     assert reg["version"] == 1 and reg["alias"] == "champion"
     # the version is a row in PostgreSQL, the model's files are objects in the bucket
-    assert pg_rows(stack, "SELECT name, version FROM model_versions") == [(MODEL, 1)]
+    assert pg_rows(stack, f"SELECT name, version FROM model_versions WHERE {LIVE}") == [(MODEL, 1)]
     keys = bucket_keys(stack)
     assert any(k.endswith("/model.pkl") for k in keys), keys[:20]
     assert any(k.endswith("reports/model_card.html") for k in keys)
@@ -125,6 +129,8 @@ def test_the_register_stage_registers_into_postgres_and_s3(stack, repo, tmp_path
     assert mv.tags["verdict"] == "VALIDATED" and mv.tags["artifact_sha256"]
     no_secret(stack, proc.stderr, proc.stdout, *(p.read_text(errors="replace")
                                                  for p in stack.root.glob("*.log")))
+    # a client of a tracking server creates no embedded store in its working directory
+    assert not (repo / "mlflow.db").exists()
 
 
 @needs_stack
@@ -139,12 +145,14 @@ def test_two_registrations_at_once_leave_one_version(stack, repo, tmp_path):
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for e in errs]
-    rows = pg_rows(stack, f"SELECT version FROM model_versions WHERE name = '{name}'")
+    rows = pg_rows(stack, f"SELECT version FROM model_versions WHERE name = '{name}' AND {LIVE}")
     assert len(rows) == 1, rows
     regs = [json.loads((tmp_path / str(i) / "reports" / "registration.json").read_text())
             for i in range(2)]
     assert {r["version"] for r in regs} == {rows[0][0]}
-    assert str(client(stack).get_model_version_by_alias(name, "champion").version) == \
+    # another model name is a policy override: challenger at most, and both runs say so
+    assert {r["alias"] for r in regs} == {"challenger"}
+    assert client(stack).get_model_version_by_alias(name, "challenger").version == \
         str(rows[0][0])
 
 
@@ -288,9 +296,9 @@ def test_two_instances_behind_haproxy_survive_restarts_and_outages_and_follow(
     # A second model in the background meanwhile (another seed, through the stages): the
     # new champion at the end. It needs no registry until its register step.
     new = tmp_path / "new"
-    chain = " && ".join(
-        f"{sys.executable} -m pipeline.{n} seed=3 {' '.join(FAST)} +inputs={new} "
-        f"hydra.run.dir={new}" for n in ("train", "metrics", "governance"))
+    chain_args = ["seed=3", *FAST, f"+inputs={new}", f"hydra.run.dir={new}"]
+    chain = " && ".join(f"{sys.executable} -m pipeline.{n} {' '.join(chain_args)}"
+                        for n in ("train", "metrics", "governance"))
     background = subprocess.Popen(["bash", "-c", chain], cwd=repo, env=env(),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(300)
@@ -326,7 +334,7 @@ def test_two_instances_behind_haproxy_survive_restarts_and_outages_and_follow(
             stack.stop("mlflow")
             wait_status(urls, "degraded")
             assert background.wait(300) == 0, background.stderr.read()[-3000:]
-            down = stage(repo, "register", *common, f"+inputs={new}", f"hydra.run.dir={new}")
+            down = stage(repo, "register", *common, *chain_args)
             assert down.returncode == 2 and "after 2 attempt(s)" in down.stderr, down.stderr
             # PostgreSQL restarts meanwhile (a maintenance window), then the tracking server
             # comes back pointed at a bucket that does not exist: the register stage names
@@ -335,17 +343,17 @@ def test_two_instances_behind_haproxy_survive_restarts_and_outages_and_follow(
             good = stack.destination
             stack.destination = "s3://no-such-bucket/artifacts"
             stack.start_mlflow()
-            bad = stage(repo, "register", *common, f"+inputs={new}", f"hydra.run.dir={new}")
+            bad = stage(repo, "register", *common, *chain_args)
             assert bad.returncode == 2 and "artefact store" in bad.stderr, bad.stderr
             assert "Traceback" not in bad.stderr
-            assert pg_rows(stack, f"SELECT version FROM model_versions WHERE name = '{MODEL}'"
-                           ) == [(1,)]
+            live = f"SELECT version FROM model_versions WHERE name = '{MODEL}' AND {LIVE}"
+            assert pg_rows(stack, live) == [(1,)]
             stack.stop("mlflow")
             stack.destination = good
             stack.start_mlflow()
             wait_status(urls, "ok")
             # then it registers, and both instances follow the new champion
-            done = stage(repo, "register", *common, f"+inputs={new}", f"hydra.run.dir={new}")
+            done = stage(repo, "register", *common, *chain_args)
             assert done.returncode == 0, done.stderr
             reg = json.loads((new / "reports" / "registration.json").read_text())
             assert reg["version"] == 2, reg
@@ -416,3 +424,4 @@ def test_dvc_remote_on_s3_restores_a_fresh_clone_from_the_run_cache(stack, repo,
     assert "skipping run, checking out outputs" in repro.stdout, repro.stdout
     assert _outputs(fresh) == {k: v for k, v in _outputs(src).items() if k in _outputs(fresh)}
     assert set(_outputs(fresh)) >= {"artifacts/model.pkl", "reports/governance.json"}
+

@@ -365,10 +365,12 @@ class Stack:
     def restart_postgres(self) -> None:
         """`pg_ctl restart`: what a managed database's maintenance window does."""
         assert self.pgdata is not None
+        # -l: the restarted postmaster must not inherit our pipes (run() would wait for it)
         subprocess.run([_pg_bin("pg_ctl"), "-D", str(self.pgdata / "data"), "-m", "fast",
-                        "-w", "restart"], env={"PATH": self.env.get("PATH", "")},
-                       capture_output=True, check=True, cwd=self.pgdata,
-                       **self._as_postgres_user())
+                        "-l", str(self.pgdata / "postgres.log"), "-w", "-t", "60", "restart"],
+                       env={"PATH": self.env.get("PATH", "")}, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                       cwd=self.pgdata, timeout=90, **self._as_postgres_user())
 
     def down(self) -> None:
         for name in ("mlflow", "s3"):
