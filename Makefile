@@ -6,6 +6,9 @@ VENV := .venv
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# The S3 DVC remote and the production-like stack (README "Production") are extras the test
+# suite needs; `make EXTRAS= run` (or `uv sync --frozen`) gives the lean environment.
+EXTRAS ?= --extra s3 --extra stack
 # Keep experiment runs reproducible and quiet: no telemetry, no update checks.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
@@ -17,7 +20,7 @@ export MLFLOW_ENABLE_ASYNC_LOGGING := false
 $(VENV)/.synced: uv.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv sync --frozen --compile-bytecode --python $(VENV)/bin/python
+	$(VENV)/bin/uv sync --frozen --compile-bytecode --python $(VENV)/bin/python $(EXTRAS)
 	touch $@
 
 setup: $(VENV)/.synced
@@ -39,7 +42,7 @@ lint: setup
 
 # Start the HTTP service for the registered champion (after `make run`).
 serve: setup
-	python -m serve
+	python -m serve $(SERVE_ARGS)
 
 # `make champion data=german`: another dataset's registered model (composes conf/ for it).
 champion: setup
@@ -104,3 +107,22 @@ clean:
 BASE ?= main
 report: setup
 	python -m pipeline.report --base "$(BASE)"
+
+# -- Production-like stack (README "Production"): PostgreSQL + an S3 endpoint + mlflow server on
+# 127.0.0.1 (throw-away; Debian's postgresql package), and two servers behind haproxy.
+.PHONY: stack stack-down serve-cluster bench-stack
+STACK_DIR ?= .stack
+
+stack: setup
+	python -m pipeline.tracking.stack up --dir $(STACK_DIR)
+
+stack-down: setup
+	python -m pipeline.tracking.stack down --dir $(STACK_DIR)
+
+# `make serve-cluster SERVE_ARGS="registry=server"`: haproxy on :8000, instances on :8001/:8002.
+serve-cluster: setup
+	deploy/serve-cluster.sh $(SERVE_ARGS)
+
+bench-stack: data
+	python bench/stack_register.py
+	python bench/serve_cluster.py

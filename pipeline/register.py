@@ -171,7 +171,7 @@ def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
     from pipeline.model import load
     from pipeline.privacy import Scrubber
     from pipeline.tracking import payload as mlflow_payload
-    from pipeline.tracking.client import RegistryError, redact
+    from pipeline.tracking.client import RegistryError, component, redact
 
     cfg = ctx.params.registry
     exp_id = reg.experiment_id(cfg.experiment, cfg.artifact_location)
@@ -195,8 +195,10 @@ def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
         run_id = _log_run(reg, exp_id, ctx, model, tags, scrub(mlflow_payload.params(config)),
                           mlflow_payload.metrics(perf, fair), config)
     except Exception as e:
+        where = component(str(e))
         raise RegistryError(
-            f"logging the run to {redact(reg.uri)} failed ({type(e).__name__}: "
+            f"logging the run to {redact(reg.uri)} failed ({where + '; ' if where else ''}"
+            f"{type(e).__name__}: "
             f"{str(e).splitlines()[0][:300] if str(e) else ''}); nothing was registered and "
             "no alias moved; rerun to complete"
         ) from None

@@ -91,6 +91,18 @@ def store_lock(tracking_uri: str, root: Path | None = None) -> Iterator[None]:
         raise RegistryError(f"another registration held {path} for 10 minutes") from None
 
 
+def component(message: str) -> str:
+    """Which part of a tracking server's stack an error came from, in words (empty when the
+    message does not say). Proxied artefact requests (`/mlflow-artifacts/`) that fail mean the
+    server's artefact store refused or is down: the client only sees a 500 or a reset, the
+    cause (missing bucket, unreachable S3 endpoint, refused credentials) is in the server's
+    log, never in ours."""
+    if "mlflow-artifacts" in message:
+        return ("the tracking server's artefact store failed (an S3 bucket missing, its "
+                "endpoint down or its credentials refused; the server's log names which)")
+    return ""
+
+
 def redact(uri: str) -> str:
     """Hide credentials embedded in a URI (user:password@host) before it is logged or stored."""
     return re.sub(r"//[^/@]+@", "//***@", uri)
@@ -172,6 +184,15 @@ _PATH_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
                  ("model_versions", "source"))
 
 
+def _global_tracking_uri() -> str | None:
+    """The tracking URI set in this process (None if none was): what to restore afterwards,
+    without making MLflow's default one explicit."""
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    return mlflow.get_tracking_uri() if is_tracking_uri_set() else None
+
+
 class Registry:
     def __init__(self, tracking_uri: str, *, retries: int = 3, backoff: float = 1.0,
                  timeout: float = 10.0, root: Path | None = None) -> None:
@@ -224,9 +245,10 @@ class Registry:
                 error = e
             if attempt == self.retries:
                 first = str(error).splitlines()[0][:300] if str(error) else ""
+                where = component(str(error))
                 raise RegistryError(
                     f"could not {what} at {redact(self.uri)} after {attempt + 1} attempt(s): "
-                    f"{type(error).__name__}: {first}"
+                    + (f"{where}; " if where else "") + f"{type(error).__name__}: {first}"
                 ) from None
             delay = self.backoff * 2**attempt
             log.warning("registry: %s failed (%s); retrying in %.1f s", what,
@@ -263,14 +285,20 @@ class Registry:
         import mlflow.artifacts
 
         with _GLOBAL_URI_LOCK:
-            previous = mlflow.get_registry_uri()
+            # The tracking URI too: a version whose source is a logged model (models:/m-…)
+            # is resolved through the process-global tracking URI, and MLflow's default one
+            # (sqlite:///mlflow.db) created an empty embedded store in the working directory
+            # of every process that downloaded from a tracking server.
+            previous = mlflow.get_registry_uri(), _global_tracking_uri()
             mlflow.set_registry_uri(self.uri)
+            mlflow.set_tracking_uri(self.uri)
             try:
                 return Path(self.call("download the model", mlflow.artifacts.download_artifacts,
                                       artifact_uri=uri, dst_path=str(dst),
                                       tracking_uri=self.uri, registry_uri=self.uri))
             finally:
-                mlflow.set_registry_uri(previous)
+                mlflow.set_registry_uri(previous[0])
+                mlflow.set_tracking_uri(previous[1])
 
     def artifact_digest(self, uri: str) -> str:
         """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
