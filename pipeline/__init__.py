@@ -109,9 +109,11 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       settings.py     the registry config for the user tools (params.yaml + overrides)
       attestations.py a version's attestation: uploaded and tagged, fetched and checked
       monitoring.py   the monitor's verdict as tags on the champion version
+      stack.py        `make stack`: PostgreSQL + S3 endpoint + mlflow server on 127.0.0.1
 
 Heavy third-party packages (pandas, pyarrow, pandera, scikit-learn, scipy, fairlearn, mlflow,
-matplotlib, and Hydra/OmegaConf/DVC where only composing needs them) are imported inside the
+matplotlib, Hydra/OmegaConf/DVC where only composing needs them, and the optional extras'
+boto3 and psycopg2) are imported inside the
 functions that use them, so validating a config or a failing stage costs no second of imports;
 everything else (stdlib, numpy, yaml, pydantic, internal modules) is imported at the top of the
 file, unless a comment on the line above the import says why not (tests/test_layout.py).

@@ -32,10 +32,11 @@ import os
 import shutil
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from pipeline.audit import keys
+from pipeline.audit import keys, promotion
 from pipeline.audit.rederive import (
     UPLOADS,
     Decision,
@@ -46,6 +47,11 @@ from pipeline.audit.rederive import (
     scan_uploads,
 )
 from pipeline.evaluation import seen_rows
+from pipeline.evaluation.split_scores import score_split
+from pipeline.fairness.report import summary
+from pipeline.model import load
+from pipeline.privacy import Scrubber
+from pipeline.runtime.errors import ModelRefused
 from pipeline.runtime.hashing import file_sha256
 from pipeline.runtime.paths import (
     ATTESTATION,
@@ -57,7 +63,18 @@ from pipeline.runtime.paths import (
     SPLIT,
 )
 from pipeline.runtime.runner import Context, main
-from pipeline.tracking import champions, lineage
+from pipeline.tracking import attestations, champions, lineage
+from pipeline.tracking import payload as mlflow_payload
+from pipeline.tracking.client import (
+    ARTIFACT_SHA_TAG,
+    SHA_TAG,
+    Registry,
+    RegistryError,
+    component,
+    redact,
+    store_lock,
+    validate_names,
+)
 
 log = logging.getLogger("pipeline.register")
 
@@ -82,9 +99,6 @@ def _fault(step: str) -> None:
 # -- the MLflow side -----------------------------------------------------------------------------
 def _tags(ctx: Context, gov: dict, decision: Decision, model_sha: str) -> tuple[dict, dict]:
     """(lineage tags, set once per version; judgement tags, refreshed on every run)."""
-    from pipeline.privacy import Scrubber
-    from pipeline.tracking import payload as mlflow_payload
-    from pipeline.tracking.client import SHA_TAG
 
     p = ctx.params
     state = lineage.git_state(Path.cwd())
@@ -113,8 +127,6 @@ def _log_run(reg, exp_id: str, ctx: Context, model, tags: dict, params: dict,
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
-
-    from pipeline.tracking import payload as mlflow_payload
 
     spec = ctx.params.data
     example = mlflow_payload.synthetic_example(spec, model.input_columns)
@@ -159,8 +171,6 @@ def _seen_rows(ctx: Context, model) -> bytes:
 
 
 def _version(dist: str) -> str:
-    from importlib.metadata import version
-
     return version(dist)
 
 
@@ -168,10 +178,6 @@ def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
                 tags: dict) -> str:
     """The run holding this model: one logged earlier (a registration that died after
     logging), or a new one."""
-    from pipeline.model import load
-    from pipeline.privacy import Scrubber
-    from pipeline.tracking import payload as mlflow_payload
-    from pipeline.tracking.client import RegistryError, component, redact
 
     cfg = ctx.params.registry
     exp_id = reg.experiment_id(cfg.experiment, cfg.artifact_location)
@@ -207,8 +213,6 @@ def _logged_run(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str,
 
 
 def _ensure_model(reg, name: str) -> None:
-    from pipeline.tracking.client import RegistryError
-
     try:
         reg.call("look up the registered model", reg.client.get_registered_model, name)
     except RegistryError as e:
@@ -235,9 +239,6 @@ def _set_tags(reg, name: str, version, tags: dict, refresh: dict) -> None:
 
 
 def run(ctx: Context) -> None:
-    from pipeline.tracking import attestations
-    from pipeline.tracking.client import Registry, store_lock, validate_names
-
     cfg = ctx.params.registry
     validate_names(cfg.model_name, cfg.champion_alias, cfg.challenger_alias)
     # Register attests, not governance: governance's outputs are DVC-cached and byte-identical
@@ -309,8 +310,6 @@ def _version_of(reg, ctx: Context, gov: dict, model_path: Path, model_sha: str, 
 
 
 def _complete_tags(reg, name: str, version, tags: dict, judgement: dict) -> None:
-    from pipeline.tracking.client import ARTIFACT_SHA_TAG
-
     if ARTIFACT_SHA_TAG not in version.tags:
         # Hashed as the server will download it, after registering: MLflow writes a file
         # (registered_model_meta) into the model's artefacts when a version is created.
@@ -322,7 +321,6 @@ def _complete_tags(reg, name: str, version, tags: dict, judgement: dict) -> None
 def _contest(reg, ctx: Context, version, tags: dict) -> dict:
     """Compare this candidate with its round's anchor, record the comparison on it, then make
     the round's best candidate the champion (re-checked once the alias moved: see `settle`)."""
-    from pipeline.audit import promotion
 
     p, cfg = ctx.params, ctx.params.registry
     round_id = tags["git_commit"]
@@ -390,7 +388,6 @@ def settle(reg, cfg, round_id: str, anchor: str | None, anchor_tag: str) -> list
     moving it: a registration on another machine (a tracking server shared by several) may
     have recorded a better candidate in between. Every registration ends with this check, so
     the last one to finish leaves the round's best, whoever finishes last."""
-    from pipeline.audit import promotion
 
     moves = []
     for _ in range(5):
@@ -429,8 +426,6 @@ def _on_same_rows(reg, ctx: Context, anchor: str, split_sha: str, candidate: dic
     Same split as the anchor was judged on: both models' recorded figures. Another split: both
     models scored afresh, with the metrics stage's own evaluation, on the rows of this split
     the anchor never trained on (pipeline.evaluation.seen_rows)."""
-    from pipeline.audit import promotion
-    from pipeline.tracking.client import ARTIFACT_SHA_TAG, RegistryError
 
     p, cfg = ctx.params, ctx.params.registry
     mv = reg.call("read the champion", reg.client.get_model_version, cfg.model_name, anchor)
@@ -440,9 +435,6 @@ def _on_same_rows(reg, ctx: Context, anchor: str, split_sha: str, candidate: dic
         return candidate, promotion.figures(cfg.promotion, recorded["performance"],
                                             recorded["fairness"], keys), {"rescored": False}
     import pandas as pd
-
-    from pipeline.model import load
-    from pipeline.runtime.errors import ModelRefused
 
     what = f"champion version {anchor} of '{cfg.model_name}'"
     try:
@@ -467,10 +459,6 @@ def _on_same_rows(reg, ctx: Context, anchor: str, split_sha: str, candidate: dic
 
 
 def _figures_of(model, rows, ctx: Context, threshold: float) -> dict:
-    from pipeline.audit import promotion
-    from pipeline.evaluation.split_scores import score_split
-    from pipeline.fairness.report import summary
-
     p = ctx.params
     s = score_split(model, rows, p.data, p.metrics, threshold=threshold, seed=p.seed, n_boot=0)
     return promotion.figures(p.registry.promotion, s.performance, summary(s.fairness),
@@ -479,8 +467,6 @@ def _figures_of(model, rows, ctx: Context, threshold: float) -> dict:
 
 def _write_outputs(ctx: Context, decision: Decision, registered: dict | None, model_sha: str,
                    aliases: dict, contest: dict | None) -> None:
-    from pipeline.tracking.client import redact
-
     cfg = ctx.params.registry
     # Keys unlike governance.json's, so `dvc exp show` names each column once: this is the
     # verdict re-derived under the committed policy too, and what it means for the registry.

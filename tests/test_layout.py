@@ -47,7 +47,7 @@ def test_readme_layout_names_every_pipeline_package():
 
 # pipeline/__init__.py's list of heavy packages (import time, or pulled in with them).
 HEAVY = {"pandas", "pyarrow", "pandera", "sklearn", "scipy", "fairlearn", "mlflow", "matplotlib",
-         "hydra", "omegaconf", "dvc"}
+         "hydra", "omegaconf", "dvc", "boto3", "botocore", "psycopg2"}
 
 
 def _imports(tree):

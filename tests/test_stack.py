@@ -4,24 +4,22 @@ started once for this module by `pipeline.tracking.stack.Stack` (what `make stac
 
 On it: the register stage registers (the version in PostgreSQL, the files in the bucket), two
 registrations at once leave one version, bad addresses and credentials fail naming the
-component; two `python -m serve` instances behind haproxy (deploy/haproxy.cfg) serve the
-champion from it through a rolling restart, a tracking-server outage, a PostgreSQL restart and
-an artefact-store fault with no failed request, and follow a new champion; a DVC remote on the
-same S3 endpoint restores data and run cache into a fresh clone byte for byte.
+component; a server on its champion keeps answering through a tracking-server outage, a
+PostgreSQL restart and an artefact-store fault, and nothing is half-registered meanwhile; a
+DVC remote on the same S3 endpoint restores data and run cache into a fresh clone byte for
+byte.
 
-Tests run in file order and share the stack (one start, ~15 s): later tests build on the
-registrations of earlier ones. Skipped when PostgreSQL's binaries or haproxy are missing
-(`.ci/run` installs both)."""
+Tests share the stack (one start, ~15 s) and one registration (a module fixture), so each
+also runs alone. Skipped when PostgreSQL's binaries are missing (`.ci/run` installs them).
+Replicated serving behind haproxy is tests/test_serve_cluster.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,14 +29,13 @@ import pytest
 
 from pipeline.tracking import stack as stack_mod
 from tests.conftest import VENV_BIN, clone_built, env, run, stage
-from tests.processes import free_port, stop_process_group
+from tests.processes import free_port
 
 pytestmark = pytest.mark.slow
 DVC = str(VENV_BIN / "dvc")
 MODEL = "govpipe-adult"
 FAST = ["metrics.n_boot=20"]  # not policy: registration and serving are under test
 SECRET_AWS = "stack-test-secret-" + os.urandom(6).hex()
-HAPROXY = shutil.which("haproxy")
 
 try:
     stack_mod._pg_bin("initdb")
@@ -113,11 +110,18 @@ def no_secret(s, *texts: str) -> None:
 
 
 # -- the registry -------------------------------------------------------------------------------
-@needs_stack
-def test_the_register_stage_registers_into_postgres_and_s3(stack, repo, tmp_path):
-    out = tmp_path / "r"
+@pytest.fixture(scope="module")
+def registered(stack, repo, tmp_path_factory):
+    """The built repo's model registered on the stack (version 1, champion)."""
+    out = tmp_path_factory.mktemp("registered")
     proc = stage(repo, "register", *server_args(stack), f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr
+    return proc, out
+
+
+@needs_stack
+def test_the_register_stage_registers_into_postgres_and_s3(stack, repo, registered):
+    proc, out = registered
     reg = json.loads((out / "reports" / "registration.json").read_text())
     assert reg["version"] == 1 and reg["alias"] == "champion"
     # the version is a row in PostgreSQL, the model's files are objects in the bucket
@@ -195,203 +199,76 @@ def test_bad_addresses_and_credentials_name_the_component(stack):
     assert "Traceback" not in proc.stderr and bad_pw["PGPASSWORD"] not in proc.stderr
 
 
-# -- replicated serving ---------------------------------------------------------------------------
-class Haproxy:
-    def __init__(self, workdir: Path, s1: int, s2: int) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "haproxy.log"
-        self.env = env(GOVPIPE_LB_PORT=str(self.port), GOVPIPE_S1_PORT=str(s1),
-                       GOVPIPE_S2_PORT=str(s2))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Haproxy:
-        cfg = Path(__file__).resolve().parents[1] / "deploy" / "haproxy.cfg"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process_group(self.proc, grace=5)
-
-
-class Load:
-    """Continuous traffic through the balancer, one unique record per request (cache misses:
-    every answer comes from a worker), recording every status and model version seen."""
-
-    def __init__(self, url: str, records: list[dict], threads: int = 2) -> None:
-        from tests.serve_process import KEY
-
-        self.url, self.records, self.key = url, records, KEY
-        self.statuses: list[int] = []
-        self.versions: list[str] = []
-        self.errors: list[str] = []
-        self.stop_ = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
-
-    def _run(self, offset: int) -> None:
-        i = offset
-        with httpx.Client(timeout=30) as c:
-            while not self.stop_.is_set():
-                rec = self.records[i % len(self.records)] | {"age": 17 + i % 70,
-                                                              "hours-per-week": 1 + i % 97}
-                try:
-                    r = c.post(f"{self.url}/predict", json=rec, headers={"X-API-Key": self.key})
-                    self.statuses.append(r.status_code)
-                    if r.status_code == 200:
-                        self.versions.append(r.json()["model"]["version"])
-                    else:
-                        self.errors.append(r.text[:200])
-                except httpx.HTTPError as e:
-                    self.statuses.append(0)
-                    self.errors.append(repr(e))
-                i += 2
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop_.set()
-        for t in self.threads:
-            t.join(60)
-
-    def wait_for(self, version: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        n = len(self.versions)
-        while time.monotonic() < deadline:
-            if version in self.versions[n:]:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"version {version} never served; saw {set(self.versions[n:])}")
-
-
+# -- serving from the stack through its outages -------------------------------------------------
 def readiness(url: str) -> dict:
     return httpx.get(f"{url}/readyz", timeout=5).json()
 
 
-def version_of(url: str) -> str | None:
-    return (readiness(url).get("model") or {}).get("version")
-
-
-def wait_status(urls: list[str], status: str, timeout: float = 60) -> None:
+def wait_status(url: str, status: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(readiness(u).get("status") == status for u in urls):
+        if readiness(url).get("status") == status:
             return
         time.sleep(0.3)
-    raise AssertionError(f"not all {status}: {[readiness(u) for u in urls]}")
+    raise AssertionError(f"not {status}: {readiness(url)}")
 
 
 @needs_stack
-@pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed")
-def test_two_instances_behind_haproxy_survive_restarts_and_outages_and_follow(
-        stack, repo, tmp_path):
+def test_serving_from_the_stack_survives_its_outages_and_nothing_is_half_registered(
+        stack, registered, repo, tmp_path):
+    """A server on the stack's champion keeps answering while the tracking server is down
+    (degraded), through a PostgreSQL restart and an artefact-store fault, then recovers; a
+    registration meanwhile fails after its bounded retries, naming the component, and leaves
+    no version or finished run behind."""
     from tests.serve_process import INPUTS, KEY, Server, record
 
-    # A second model in the background meanwhile (another seed, through the stages): the
-    # new champion at the end. It needs no registry until its register step.
-    new = tmp_path / "new"
-    chain_args = ["seed=3", *FAST, f"+inputs={new}", f"hydra.run.dir={new}"]
-    chain = " && ".join(f"{sys.executable} -m pipeline.{n} {' '.join(chain_args)}"
-                        for n in ("train", "metrics", "governance"))
-    background = subprocess.Popen(["bash", "-c", chain], cwd=repo, env=env(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(300)
-    records = [record(test[INPUTS], i) for i in range(len(test))]
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(50)
     common = server_args(stack, "serve.reload.interval=1")
-    servers = [Server(repo, [*common, f"serve.audit.dir={tmp_path / f'audit{i}'}"])
-               for i in (1, 2)]
-    lb = Haproxy(tmp_path, servers[0].port, servers[1].port)
-    urls = [s.url for s in servers]
+    srv = Server(repo, [*common, f"serve.audit.dir={tmp_path / 'audit'}",
+                        "serve.workers_per_device=1", "serve.api_servers=1"])
+    statuses = []
+
+    def ask(i: int) -> None:
+        r = srv.post(record(test[INPUTS], i % len(test)))
+        statuses.append(r.status_code)
     try:
-        for s in servers:
-            s.start()
-        lb.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{lb.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        with Load(lb.url, records) as load:
-            load.wait_for("1")
-            # rolling restart: SIGTERM one, start it again, healthy (and seen healthy by the
-            # balancer: rise 2 x 500 ms), then the other
-            for s in servers:
-                s.stop()
-                s.start()
-                time.sleep(2)
-                load.wait_for("1")
-            # the tracking server goes away: both keep serving, degraded; a registration
-            # fails after its bounded retries and registers nothing
-            stack.stop("mlflow")
-            wait_status(urls, "degraded")
-            assert background.wait(300) == 0, background.stderr.read()[-3000:]
-            down = stage(repo, "register", *common, *chain_args)
-            assert down.returncode == 2 and "after 2 attempt(s)" in down.stderr, down.stderr
-            # PostgreSQL restarts meanwhile (a maintenance window), then the tracking server
-            # comes back pointed at a bucket that does not exist: the register stage names
-            # the artefact store, and nothing is half-registered
-            stack.restart_postgres()
-            good = stack.destination
-            stack.destination = "s3://no-such-bucket/artifacts"
-            stack.start_mlflow()
-            bad = stage(repo, "register", *common, *chain_args)
-            assert bad.returncode == 2 and "artefact store" in bad.stderr, bad.stderr
-            assert "Traceback" not in bad.stderr
-            live = f"SELECT version FROM model_versions WHERE name = '{MODEL}' AND {LIVE}"
-            assert pg_rows(stack, live) == [(1,)]
-            stack.stop("mlflow")
-            stack.destination = good
-            stack.start_mlflow()
-            wait_status(urls, "ok")
-            # then it registers, and both instances follow the new champion
-            # (generous timeouts: the uploads share 2 loaded cores with four servers)
-            done = stage(repo, "register", *common, *chain_args, "registry.retries=3",
-                         "registry.timeout_seconds=60")
-            assert done.returncode == 0, done.stderr
-            reg = json.loads((new / "reports" / "registration.json").read_text())
-            assert reg["version"] == 2, reg
-            if not reg["promoted"]:  # the policy kept it challenger: a person promotes it
-                p = run([sys.executable, "-m", "pipeline.promote", "2", "--reason",
-                         "serve the seed-3 model", f"registry.tracking_uri={stack.tracking_uri}"],
-                        repo, check=False)
-                assert p.returncode == 0, p.stderr
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if all(version_of(u) == "2" for u in urls):
-                    break
-                time.sleep(0.3)
-            assert [version_of(u) for u in urls] == ["2", "2"]
-            load.wait_for("2")
-        failed = [s for s in load.statuses if s != 200]
-        print(f"{len(load.statuses)} requests through haproxy, {len(failed)} failed")
-        assert load.statuses and not failed, (set(failed), load.errors[:5])
-        # the failed registrations left no run marked complete without its version
-        runs = client(stack).search_runs(
-            [client(stack).get_experiment_by_name("govpipe").experiment_id])
-        assert all(r.info.status != "FINISHED" or r.data.tags.get("govpipe.logged") == "true"
-                   for r in runs)
+        srv.start()
+        ask(0)
+        stack.stop("mlflow")
+        wait_status(srv.url, "degraded")
+        ask(1)
+        down = stage(repo, "register", *common, *FAST, f"hydra.run.dir={tmp_path / 'down'}")
+        assert down.returncode == 2 and "after 2 attempt(s)" in down.stderr, down.stderr
+        stack.restart_postgres()
+        ask(2)
+        good = stack.destination
+        stack.destination = "s3://no-such-bucket/artifacts"
+        stack.start_mlflow()
+        bad = stage(repo, "register", *common, *FAST, "registry.model_name=fault-model",
+                    f"hydra.run.dir={tmp_path / 'bad'}")
+        assert bad.returncode == 2 and "artefact store" in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+        stack.stop("mlflow")
+        stack.destination = good
+        stack.start_mlflow()
+        wait_status(srv.url, "ok")
+        ask(3)
     finally:
-        lb.stop()
-        for s in servers:
-            s.stop()
-        if background.poll() is None:
-            stop_process_group(background, grace=5)
-        background.stderr.close()
+        srv.stop()
         stack.destination = "s3://govpipe-mlflow/artifacts"
         if "mlflow" not in stack.procs:
             stack.start_mlflow()
-    for s in servers:
-        assert KEY not in s.text()
-        no_secret(stack, s.text())
+    assert statuses == [200] * 4, statuses
+    assert pg_rows(stack, f"SELECT name, version FROM model_versions WHERE name = '{MODEL}' "
+                          f"AND {LIVE}") == [(MODEL, 1)]
+    assert not pg_rows(stack, "SELECT version FROM model_versions WHERE name = 'fault-model' "
+                              f"AND {LIVE}")
+    runs = client(stack).search_runs(
+        [client(stack).get_experiment_by_name("govpipe").experiment_id])
+    assert all(r.info.status != "FINISHED" or r.data.tags.get("govpipe.logged") == "true"
+               for r in runs)
+    assert KEY not in srv.text()
+    no_secret(stack, srv.text(), down.stderr, bad.stderr)
 
 
 # -- DVC remote on S3 -----------------------------------------------------------------------------

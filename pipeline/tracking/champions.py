@@ -20,6 +20,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.tracking.client import RegistryError, servable
+
 MOVE_PREFIX = "champion_move."
 # Version tags the policy writes (underscored: MLflow's tag search needs no quoting then).
 ROUND_TAG, ANCHOR_TAG, PASSED_TAG = "promotion_round", "promotion_anchor", "promotion_passed"
@@ -31,7 +33,6 @@ NO_ANCHOR = "none"
 
 def history(reg, model_name: str) -> list[dict[str, Any]]:
     """Every champion move, oldest first ([] before the first)."""
-    from pipeline.tracking.client import RegistryError
 
     try:
         rm = reg.call("read the registered model", reg.client.get_registered_model, model_name)
@@ -90,7 +91,6 @@ def move(reg, cfg, version: str, *, by: str, round_id: str, why: str,
 def round_pool(reg, model_name: str, round_id: str, anchor: str) -> list[dict]:
     """The round's candidates that passed the policy against this anchor (`anchor_tag`),
     still eligible."""
-    from pipeline.tracking.client import servable
 
     found = reg.call("search model versions", reg.client.search_model_versions,
                      f"name='{model_name}' and tags.{ROUND_TAG}='{round_id}'")

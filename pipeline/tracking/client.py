@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import sqlite3
 import tempfile
 import threading
 import time
@@ -21,7 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.runtime.errors import ConfigError, PipelineError
+from filelock import FileLock, Timeout
+
+from pipeline.runtime.errors import ConfigError, ModelRefused, PipelineError
+from pipeline.runtime.hashing import tree_sha256
 
 log = logging.getLogger("pipeline.tracking.client")
 T = TypeVar("T")
@@ -81,7 +85,6 @@ def store_lock(tracking_uri: str, root: Path | None = None) -> Iterator[None]:
     else:
         digest = hashlib.sha256(redact(resolved).encode()).hexdigest()[:16]
         path = str((root or repo_root()) / ".dvc" / "tmp" / f"govpipe-registry-{digest}.lock")
-    from filelock import FileLock, Timeout
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -153,7 +156,6 @@ def relocate(db: Path, root: Path) -> None:
     when the database now lives under another root, every stored path under the old root is
     rewritten to the new one, in one transaction. Direct SQL because MLflow has no API to
     change an experiment's artefact location; the columns are MLflow's path columns."""
-    import sqlite3
 
     if not db.is_file():
         return
@@ -302,7 +304,6 @@ class Registry:
 
     def artifact_digest(self, uri: str) -> str:
         """`ARTIFACT_SHA_TAG` of a stored model: downloaded afresh, hashed as a tree."""
-        from pipeline.runtime.hashing import tree_sha256
 
         with tempfile.TemporaryDirectory(prefix="govpipe-digest-") as tmp:
             return tree_sha256(self.download(uri, Path(tmp)))
@@ -311,9 +312,6 @@ class Registry:
         """The model at `uri` (models:/NAME/VERSION), unpickled only if its downloaded files
         hash to `expected_digest` (ModelRefused otherwise: changed in the artifact store)."""
         import mlflow.sklearn
-
-        from pipeline.runtime.errors import ModelRefused
-        from pipeline.runtime.hashing import tree_sha256
 
         with tempfile.TemporaryDirectory(prefix="govpipe-model-") as tmp:
             local = self.download(uri, Path(tmp))

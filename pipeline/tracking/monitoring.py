@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.privacy import scrub
 from pipeline.runtime.errors import DataError
 from pipeline.tracking.client import Registry
 
@@ -22,7 +23,6 @@ def tag_champion(registry: Any, key: str, model_sha256: str, verdict: str,
                  reasons: list[str], until: str) -> str:
     """Tag the champion; its version. RegistryError when the registry is unreachable,
     DataError when the champion is another model."""
-    from pipeline.privacy import scrub
 
     reg = Registry(registry.tracking_uri, retries=registry.retries,
                    backoff=registry.backoff_seconds, timeout=registry.timeout_seconds)

@@ -8,15 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import validate
+from pipeline.config.load import load_yaml
 from pipeline.runtime.errors import ConfigError
-from pipeline.runtime.runner import CONF_DIR
+from pipeline.runtime.runner import CONF_DIR, compose
 
 
 def _compose(overrides: list[str], groups: set[str]) -> dict[str, Any]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from pipeline.runtime.runner import compose
 
     for o in overrides:
         group, choice = o.split("=", 1)
@@ -31,8 +31,6 @@ def _compose(overrides: list[str], groups: set[str]) -> dict[str, Any]:
 
 def load_config(argv: list[str], path: Path = Path("params.yaml")) -> tuple[Any, list[str]]:
     """(the validated Config, the arguments that were not `key=value` overrides)."""
-    from pipeline.config import validate
-    from pipeline.config.load import load_yaml
 
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     groups = {d.name for d in CONF_DIR.iterdir() if d.is_dir()}

@@ -22,6 +22,7 @@ file). Every check names the component that failed; retries are bounded.
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
 import glob
 import json
@@ -340,7 +341,6 @@ class Stack:
         """The throw-away keys as variables, for this process's own boto3 calls."""
         if self.env.get("AWS_ACCESS_KEY_ID"):
             return {}
-        import configparser
 
         cp = configparser.ConfigParser()
         cp.read(self.root / "aws-credentials")
