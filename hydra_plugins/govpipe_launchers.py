@@ -14,8 +14,6 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from pipeline.runtime import sweeps
-
 
 class RayLauncher(Launcher):
     def __init__(self, ray: DictConfig) -> None:
@@ -30,6 +28,9 @@ class RayLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
+        # Here, not at the top: Hydra imports this module in every app it starts (plugin scan).
+        from pipeline.runtime import sweeps
+
         return sweeps.ray_launch(self, job_overrides, initial_job_idx)
 
     def __repr__(self) -> str:

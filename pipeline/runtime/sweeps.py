@@ -153,8 +153,9 @@ def _start_ray(init: dict[str, Any]) -> Any:
             ray.init(**init)
         except (ConnectionError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            log.error("Ray launcher: cannot start or join Ray with hydra.launcher.ray.init=%s: %s",
-                      init, first)
+            # The address only: other init arguments may hold credentials.
+            log.error("Ray launcher: cannot %s: %s", f"join Ray at {init['address']}"
+                      if init.get("address") else "start a local Ray", first)
             sys.exit(EXIT_USER_ERROR)
     return ray
 
