@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def main() -> None:
                                        f"+hydra.launcher.ray.init._temp_dir={local}", **token)
         finally:
             stop_leftovers(local)
+            shutil.rmtree(local, ignore_errors=True)
         print(f"  ray, local:       {walls['ray_local']:.1f} s (Ray's start-up included)",
               flush=True)
 

@@ -110,6 +110,11 @@ def ray_cluster() -> Iterator[RayCluster]:
         cluster.stop()
 
 
+def driver_env(cluster: RayCluster) -> dict[str, str]:
+    """A sweep's environment: the cluster's token; loopback mode is the launcher's to set."""
+    return {k: v for k, v in cluster.env.items() if k != LOOPBACK}
+
+
 def ray_args(address: str) -> tuple[str, ...]:
     return ("hydra/launcher=ray", f"hydra.launcher.ray.init.address={address}")
 
@@ -127,7 +132,7 @@ def test_ray_sweep_with_a_killed_worker_then_resumed_gives_the_basic_launchers_r
     with (tmp_path / "err").open("w+") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.train", *args, *ray_args(ray_cluster.address)],
-            cwd=ROOT, env=env(**ray_cluster.env), stdout=subprocess.DEVNULL, stderr=err)
+            cwd=ROOT, env=env(**driver_env(ray_cluster)), stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline, victims = time.monotonic() + 180, []
             while not victims and proc.poll() is None and time.monotonic() < deadline:
@@ -157,8 +162,7 @@ def test_ray_sweep_with_a_killed_worker_then_resumed_gives_the_basic_launchers_r
     try:
         again = stage(ROOT, "train", *args, *ray_args("null"), "+resume=true",
                       "hydra.launcher.ray.init.num_cpus=2",
-                      f"+hydra.launcher.ray.init._temp_dir={local}",
-                      **{k: v for k, v in ray_cluster.env.items() if k != LOOPBACK})
+                      f"+hydra.launcher.ray.init._temp_dir={local}", **driver_env(ray_cluster))
         raylet = (local / "session_latest" / "logs" / "raylet.out").read_text()
     finally:
         stop_leftovers(local)
@@ -180,7 +184,7 @@ def test_a_stage_refusing_its_config_under_ray_fails_that_job_once_and_exits_2(
     sweep = tmp_path / "sweep"
     proc = stage(ROOT, "train", "-m", "model=logreg", "mitigation=none", "seed=3,-1",
                  f"+inputs={built}", f"hydra.sweep.dir={sweep}", *ray_args(ray_cluster.address),
-                 **ray_cluster.env)
+                 **driver_env(ray_cluster))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "1 of 2 jobs failed: #1 (model=logreg mitigation=none seed=-1" in proc.stderr
@@ -264,6 +268,10 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                            start_new_session=True))
 
+    def _squeue(self) -> str:
+        return subprocess.run(["squeue", "-h", "-o", "%i"], env=env(**self.env),
+                              capture_output=True, text=True).stdout.strip()
+
     def _idle(self) -> bool:
         for p in self.procs:
             if p.poll() is not None:
@@ -274,18 +282,31 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
         return out.stdout.strip() == "idle"
 
     def stop(self) -> None:
+        # Jobs first: a job step (slurmstepd, srun) whose controller is gone waits for it
+        # forever. submitit returns once the results are written, before the steps end.
+        if any(p.poll() is None for p in self.procs):
+            _wait(lambda: not self._squeue(), "an empty SLURM queue", timeout=30, fail=False)
+            subprocess.run(["scancel", "--partition=test"], env=env(**self.env),
+                           capture_output=True)
         for p in reversed(self.procs):
             stop_process_group(p)
+        for p in psutil.process_iter():  # what is left of our jobs, by our SLURM_CONF
+            try:
+                if p.environ().get("SLURM_CONF") == self.env["SLURM_CONF"]:
+                    p.kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _wait(ready, what: str, timeout: float = 60) -> None:
+def _wait(ready, what: str, timeout: float = 60, fail: bool = True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():
             return
         time.sleep(0.2)
-    raise AssertionError(f"no {what} after {timeout} s")
+    if fail:
+        raise AssertionError(f"no {what} after {timeout} s")
 
 
 def _slurm_missing() -> str | None:

@@ -21,7 +21,8 @@ ways, each a failure seen with hydra-ray-launcher 1.2.2 and Ray 2.60:
     be on a file system every node shares, as under SLURM;
   * no `object_store_memory` is injected (the stock launcher's CI default makes `ray.init`
     refuse to join a running cluster); `null` values are left out of `ray.init`.
-A local Ray (`address: null`) listens on 127.0.0.1 only: it is this sweep's alone.
+A local Ray (`address: null`) listens on 127.0.0.1 only: it is this sweep's alone (and a
+driver joining a cluster at a 127.x address uses loopback too).
 
 Hydra and Ray are imported inside the functions that use them (tests/test_layout.py).
 """
@@ -139,8 +140,17 @@ def ray_launch(launcher: Any, job_overrides: Sequence[Sequence[str]],
     return results
 
 
+def _on_loopback(address: str | None) -> bool:
+    """A local Ray, or a cluster on this machine's loopback address: the driver must use the
+    loopback address too, or it waits for a raylet on the host's external address."""
+    if address is None:
+        return True
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    return host == "localhost" or host.startswith("127.")
+
+
 def _start_ray(init: dict[str, Any]) -> Any:
-    if init.get("address") is None:
+    if _on_loopback(init.get("address")):
         os.environ.setdefault(RAY_LOOPBACK_ENV, "0")  # before Ray is imported: see the top
     try:
         # Heavy and optional (the `ray` extra): imported when a sweep uses it, never before.
