@@ -168,6 +168,7 @@ def test_ray_sweep_with_a_killed_worker_then_resumed_gives_the_basic_launchers_r
         stop_leftovers(local)
         shutil.rmtree(local, ignore_errors=True)
     assert again.returncode == 0, again.stderr
+    assert "ConfigStore schema" not in again.stderr, "ray.yaml shadows the plugin's on purpose"
     assert "Started a local Ray instance" in again.stderr
     assert "node_manager address: 127.0.0.1:" in raylet, "a local Ray listens on loopback"
     assert again.stderr.count("already finished with this config; skipped (+resume)") == 1
