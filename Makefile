@@ -6,9 +6,10 @@ VENV := .venv
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
-# The S3 DVC remote and the production-like stack (README "Production") are extras the test
-# suite needs; `make EXTRAS= run` (or `uv sync --frozen`) gives the lean environment.
-EXTRAS ?= --extra s3 --extra stack
+# The S3 DVC remote, the production-like stack (README "Production") and the Ray and SLURM
+# launchers are extras the test suite needs; `make EXTRAS= run` (or `uv sync --frozen`) gives
+# the lean environment.
+EXTRAS ?= --all-extras
 # Keep experiment runs reproducible and quiet: no telemetry, no update checks.
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false

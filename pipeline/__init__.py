@@ -37,6 +37,8 @@ is one concern, and a stage imports only the packages its `deps:` in dvc.yaml li
       errors.py       errors a user can act on (exit 2, no traceback)
       hashing.py      sha256 of a file or a tree (the one implementation)
       targets.py      `_target_` -> object via hydra.utils.instantiate, errors as ConfigError
+      sweeps.py       `+resume=true` (a rerun runs only unfinished jobs); the Ray launcher's
+                      work (its class is hydra_plugins/govpipe_launchers.py)
       lazy.py         lazy package re-exports (fairness, privacy)
     config/           pydantic models for every section of the composed config
       load.py         raw mapping -> validated Config, errors naming the key path

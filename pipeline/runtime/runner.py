@@ -7,7 +7,9 @@ Under `--dvc` the stage reads `params.yaml` (the composition DVC tracks) and wri
 output paths. Standalone, Hydra composes `conf/` with the overrides and the stage writes the
 same relative paths under Hydra's run directory (`outputs/…` or `multirun/…`), so experiments
 never touch DVC-tracked outputs. Inputs are read from the repo (tracked outputs of earlier
-stages) unless `+inputs=DIR` points at an earlier standalone run.
+stages) unless `+inputs=DIR` points at an earlier standalone run. A finished job leaves a stamp
+of its config beside its outputs, so rerunning a sweep with its `hydra.sweep.dir` and
+`+resume=true` runs only the jobs that did not finish (runtime/sweeps.py).
 
 Either way the whole config is validated before the stage does any work, and the stage sees
 only the keys it declares in `PARAMS` — the same list `dvc.yaml` gives DVC (a test checks), or,
@@ -21,6 +23,7 @@ import inspect
 import logging
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Any
 from pipeline.config import validate
 from pipeline.config.load import load_yaml
 from pipeline.privacy import Scrubber, install_log_scrubbing
-from pipeline.runtime import logs
+from pipeline.runtime import logs, sweeps
 from pipeline.runtime.errors import ConfigError, DataError, PipelineError
 from pipeline.runtime.outputs import Outputs
 
@@ -162,12 +165,23 @@ def _run_hydra(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: St
         inputs = raw.pop("inputs", None)
         inputs = Path(inputs) if inputs else None
         try:
+            resume = sweeps.resume_flag(raw.pop("resume", None))
+            digest = sweeps.job_digest(raw, inputs)
+            if resume and sweeps.finished(out_dir, name, outs, digest):
+                log.info("%s: %s already finished with this config; skipped (+resume)", name,
+                         _show(out_dir))
+                return
             _execute(name, params, outs, fn, raw, inputs, out_dir)
         except PipelineError as e:
             log.error("%s failed: %s", name, e)
             sys.exit(EXIT_USER_ERROR)
+        sweeps.mark_finished(out_dir, name, digest)
 
     sys.argv.append(f"hydra.job.name={name}")
+    # conf/hydra/launcher/ray.yaml shadows the Ray plugin's schema of the same name on purpose
+    # (it names its own `_target_`); Hydra warns about every such file, four times a run.
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against",
+                            category=UserWarning)
     task()
 
 
