@@ -120,3 +120,14 @@ functions that use them, so validating a config or a failing stage costs no seco
 everything else (stdlib, numpy, yaml, pydantic, internal modules) is imported at the top of the
 file, unless a comment on the line above the import says why not (tests/test_layout.py).
 """
+
+import os
+
+# One OpenMP/BLAS thread per process unless the environment says otherwise. scikit-learn's
+# histogram GBM and BLAS add in an order that depends on the thread count, so the same inputs
+# and seed give the same bytes on every machine only at a fixed count (tests/test_launchers.py
+# compares launchers at 1); and on a shared 2-core machine two threads per fit measured 33-182 s
+# against about 2 s with one (bench/launcher_sweep.py, 2026-12-01). Set here, in the package's
+# first module, because BLAS and OpenMP read these once, when numpy or scikit-learn load.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")

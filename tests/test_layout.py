@@ -88,3 +88,17 @@ def _in_type_checking(tree, node) -> bool:
 
     return any(isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
                and node in n.body for n in tree.body)
+
+
+def test_stages_run_one_blas_thread_unless_the_environment_says_otherwise():
+    import subprocess
+    import sys
+
+    code = "import pipeline.train, os; print(os.environ['OMP_NUM_THREADS'])"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert got == "1"
+    got = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "4"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert got == "4"
