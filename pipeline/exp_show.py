@@ -5,15 +5,14 @@
 One line per experiment from `dvc exp show --json`: name, dataset, model, mitigation, test
 balanced accuracy, the disparate impact ratio of each sensitive attribute the experiment's own
 dataset declares (so another dataset gets its own columns, never Adult's), the verdict and the
-failing gates. Columns are cut to fit `--width` (default: the terminal's, at most 120); a cut
-value ends in "…". `dvc exp show` itself shows every column.
+failing gates. Columns are cut to fit `--width` (default 120); a cut value ends in "…".
+`dvc exp show` itself shows every column.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +92,8 @@ def table(rows: list[dict[str, Any]], width: int) -> list[str]:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.exp_show", description=__doc__.split(
         "\n\n")[0])
-    p.add_argument("--width", type=int, default=min(shutil.get_terminal_size((120, 24))[0], 120))
+    # 120 whatever the terminal says: the same table in a log, a pipe or a pull request.
+    p.add_argument("--width", type=int, default=120)
     p.add_argument("--all-commits", action="store_true", help="experiments of every commit")
     try:
         args = p.parse_args(argv)

@@ -166,7 +166,7 @@ def test_a_reused_version_gets_fresh_tags_and_loses_the_challenger_alias(built, 
     # A real policy change is a commit: drop the fairness gates on sex and the promotion
     # policy's fairness limits (the unmitigated model is far less fair than the champion),
     # recompose, commit.
-    conf = repo / "conf" / "governance" / "adult.yaml"
+    conf = repo / "conf" / "data" / "adult.yaml"  # the dataset's one file holds its gates
     lines = [ln for ln in conf.read_text().splitlines() if "attributes: [sex]" not in ln]
     conf.write_text("\n".join(lines) + "\n")
     conf = repo / "conf" / "registry" / "embedded.yaml"
@@ -506,7 +506,7 @@ def test_the_server_recovers_when_a_damaged_embedded_store_is_restored(repo):
 def test_uncommitted_relaxed_gates_with_allow_dirty_are_not_the_policy(repo):
     """Relax the gates in conf/ without committing, recompose, and allow a dirty tree: the
     policy is still what HEAD says, so the unmitigated model is REJECTED and refused."""
-    conf = repo / "conf" / "governance" / "adult.yaml"
+    conf = repo / "conf" / "data" / "adult.yaml"  # the dataset's one file holds its gates
     try:
         lines = [ln for ln in conf.read_text().splitlines() if "attributes: [sex]" not in ln]
         conf.write_text("\n".join(lines) + "\n")
