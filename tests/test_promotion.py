@@ -119,3 +119,29 @@ def test_a_persons_move_starts_a_new_pool_even_against_the_same_version():
     rolled_back = [*moves, {**move("1", "4", by="person:a", rnd="manual"), "key": "k3"}]
     assert anchor_tag(rolled_back, "1") != before == "1|"
     assert anchor_tag([], None) == "none|"
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ('data.target.positive="<=50K"', "data.target.positive"),
+    ("~data.sensitive.race", "data.sensitive.race"),
+])
+def test_redefining_the_favourable_outcome_or_the_groups_is_a_policy_override(override, key):
+    """An attack by `-S`: flip which label is favourable, or drop a sensitive attribute
+    (remapping one onto another column is already a config error), and the model is judged
+    against its own meaning of "fair". The committed policy covers both, so such a run is an
+    override (challenger at most, never champion)."""
+    from pipeline.audit import policy
+    from pipeline.config import validate
+    from tests.conftest import ROOT, composed
+
+    committed = policy.committed(ROOT, "adult", "embedded")
+    raw = composed(override) if not override.startswith("~") else composed()
+    if override.startswith("~"):  # drop race, and the gates that would name it
+        del raw["data"]["sensitive"]["race"]
+        raw["governance"]["fairness"] = [g for g in raw["governance"]["fairness"]
+                                         if "race" not in str(g["attributes"])]
+    effective = policy.of(validate(raw).model_dump(mode="json"))
+    found = policy.overrides(effective, committed)
+    assert key in found, found
+    assert policy.overrides(policy.of(validate(composed()).model_dump(mode="json")),
+                            committed) == []

@@ -26,6 +26,11 @@ from pipeline.runtime.errors import ConfigError
 
 # Dotted keys of the composed config that form the policy.
 KEYS = (
+    # What the favourable outcome is and whom fairness is measured for are policy too: an
+    # experiment that redefines either (`-S data.target.positive=…`, `-S data.sensitive…`)
+    # is judged against its own meaning of "fair", so it may be challenger at most.
+    "data.target",
+    "data.sensitive",
     "governance",
     "metrics.min_count",
     "metrics.min_share",
