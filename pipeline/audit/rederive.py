@@ -148,6 +148,9 @@ def decide(ctx, gov: dict) -> Decision:
 
 
 def policy_view(p: Any) -> dict:
-    return {"governance": p.governance.model_dump(mode="json"),
+    return {"data": {"target": p.data.target.model_dump(mode="json"),
+                     "sensitive": {k: v.model_dump(mode="json")
+                                   for k, v in p.data.sensitive.items()}},
+            "governance": p.governance.model_dump(mode="json"),
             "metrics": p.metrics.model_dump(mode="json"),
             "registry": p.registry.model_dump(mode="json")}
