@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from _common import ROOT
@@ -55,31 +56,30 @@ def main() -> None:
         model = prepare_model(args.model, work)
         payloads = payload_files(model, work)["ours"]
         offset = 64
+
+        def load(label: str, port: int) -> None:
+            nonlocal offset
+            for c in CONCURRENCY:
+                r = run_client(f"http://127.0.0.1:{port}/predict", payloads, c,
+                               args.duration, "miss", offset)
+                offset += r["requests"] + 2 * c  # every request a record not seen before
+                rows.append((label, c, r))
+
         one, _ = our_server(model, 1, work, [])
         try:
             one.wait_ready()
-            for c in CONCURRENCY:
-                r = run_client(f"http://127.0.0.1:{one.port}/predict", payloads, c,
-                               args.duration, "miss", offset)
-                offset += r["requests"] + 2 * c
-                rows.append(("1 instance, direct", c, r))
+            load("1 instance, direct", one.port)
         finally:
             one.stop()
-        a, _ = our_server(model, 1, work, [])
-        b, _ = our_server(model, 1, work, [])
+        a, _ = our_server(model, 1, work, [], tag="-a")
+        b, _ = our_server(model, 1, work, [], tag="-b")
         lb = None
         try:
             a.wait_ready()
             b.wait_ready()
             lb, port = haproxy(a.port, b.port, work)
-            import time
-
             time.sleep(2)  # haproxy's health checks: rise 2 x 500 ms
-            for c in CONCURRENCY:
-                r = run_client(f"http://127.0.0.1:{port}/predict", payloads, c,
-                               args.duration, "miss", offset)
-                offset += r["requests"] + 2 * c
-                rows.append(("2 instances, haproxy", c, r))
+            load("2 instances, haproxy", port)
         finally:
             if lb is not None:
                 stop_process_group(lb, grace=5)

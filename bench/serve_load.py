@@ -270,8 +270,9 @@ def payload_files(model_path: Path, work: Path) -> dict[str, Path]:
     return out
 
 
-def our_server(model: Path, workers: int, work: Path,
-               overrides: list[str]) -> tuple[Running, int]:
+def our_server(model: Path, workers: int, work: Path, overrides: list[str],
+               tag: str = "") -> tuple[Running, int]:
+    """`tag` tells apart instances started side by side (their params file and log)."""
     import yaml
 
     from serve.__main__ import compose
@@ -283,9 +284,10 @@ def our_server(model: Path, workers: int, work: Path,
     port = free_port()
     raw["serve"]["port"] = port
     raw["serve"]["audit"]["dir"] = str(work / f"audit-{port}")  # never the repo's audit/
-    params = work / f"params-ours-{workers}.yaml"
+    name = f"ours-w{workers}{tag}"
+    params = work / f"params-{name}.yaml"
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return Running(f"ours-w{workers}", [sys.executable, "-m", "serve", "--params", str(params)],
+    return Running(name, [sys.executable, "-m", "serve", "--params", str(params)],
                    port, "/health", work, _env()), max_inflight
 
 
