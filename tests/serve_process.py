@@ -7,6 +7,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -114,3 +115,58 @@ class Server:
             if metric == name and all(f'{k}="{v}"' in got for k, v in labels.items()):
                 total += float(value)
         return total
+
+
+class Traffic:
+    """Continuous traffic to `url` from background threads, one unique record per request
+    (cache misses: every answer comes from a worker), recording every status and every model
+    version that answered. `with Traffic(url, records) as t: ...; t.wait_for("2")`."""
+
+    def __init__(self, url: str, records: list[dict], threads: int = 2) -> None:
+        self.url, self.records = url, records
+        self.statuses: list[int] = []
+        self.versions: list[str] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i, threads))
+                         for i in range(threads)]
+
+    def _run(self, i: int, step: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            while not self._stop.is_set():
+                rec = self.records[i % len(self.records)] | {"age": 17 + i % 70,
+                                                              "hours-per-week": 1 + i % 97}
+                try:
+                    r = c.post(f"{self.url}/predict", json=rec, headers={"X-API-Key": KEY})
+                    self.statuses.append(r.status_code)
+                    if r.status_code == 200:
+                        self.versions.append(r.json()["model"]["version"])
+                    else:
+                        self.errors.append(r.text[:200])
+                except httpx.HTTPError as e:
+                    self.statuses.append(0)
+                    self.errors.append(repr(e))
+                i += step
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def wait_for(self, version: str, timeout: float = 60) -> None:
+        """Until an answer from now on comes from `version`."""
+        deadline = time.monotonic() + timeout
+        n = len(self.versions)
+        while time.monotonic() < deadline:
+            if version in self.versions[n:]:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"version {version} never answered; saw {set(self.versions[n:])}")
+
+    def failed(self) -> list[int]:
+        return [s for s in self.statuses if s != 200]

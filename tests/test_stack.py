@@ -7,17 +7,20 @@ registrations at once leave one version, bad addresses and credentials fail nami
 component; a server on its champion keeps answering through a tracking-server outage, a
 PostgreSQL restart and an artefact-store fault, and nothing is half-registered meanwhile; a
 DVC remote on the same S3 endpoint restores data and run cache into a fresh clone byte for
-byte.
+byte; `deploy/serve-cluster.sh` (two servers behind haproxy) rolls under load and follows a
+new champion registered here.
 
 Tests share the stack (one start, ~15 s) and one registration (a module fixture), so each
-also runs alone. Skipped when PostgreSQL's binaries are missing (`.ci/run` installs them).
-Replicated serving behind haproxy is tests/test_serve_cluster.py."""
+also runs alone. Skipped when PostgreSQL's binaries (or haproxy) are missing (`.ci/run`
+installs them)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,7 +32,7 @@ import pytest
 
 from pipeline.tracking import stack as stack_mod
 from tests.conftest import VENV_BIN, clone_built, env, run, stage
-from tests.processes import free_port
+from tests.processes import free_port, stop_process_group
 
 pytestmark = pytest.mark.slow
 DVC = str(VENV_BIN / "dvc")
@@ -226,6 +229,8 @@ def test_serving_from_the_stack_survives_its_outages_and_nothing_is_half_registe
     srv = Server(repo, [*common, f"serve.audit.dir={tmp_path / 'audit'}",
                         "serve.workers_per_device=1", "serve.api_servers=1"])
     statuses = []
+    live = f"SELECT name, version FROM model_versions WHERE name = '{MODEL}' AND {LIVE}"
+    before = pg_rows(stack, live)
 
     def ask(i: int) -> None:
         r = srv.post(record(test[INPUTS], i % len(test)))
@@ -258,8 +263,7 @@ def test_serving_from_the_stack_survives_its_outages_and_nothing_is_half_registe
         if "mlflow" not in stack.procs:
             stack.start_mlflow()
     assert statuses == [200] * 4, statuses
-    assert pg_rows(stack, f"SELECT name, version FROM model_versions WHERE name = '{MODEL}' "
-                          f"AND {LIVE}") == [(MODEL, 1)]
+    assert pg_rows(stack, live) == before  # the registration that failed left no version
     # an interrupted registration leaves at most a version without its artefact digest, which
     # no server loads and the next registration completes (tests/test_fail_closed.py)
     for (v,) in pg_rows(stack, "SELECT version FROM model_versions WHERE name = "
@@ -309,3 +313,98 @@ def test_dvc_remote_on_s3_restores_a_fresh_clone_byte_for_byte(stack, repo, tmp_
     assert _outputs(fresh) == {k: v for k, v in _outputs(src).items() if k in _outputs(fresh)}
     assert set(_outputs(fresh)) >= {"artifacts/model.pkl", "reports/governance.json"}
 
+
+
+# -- replicated serving on the stack --------------------------------------------------------------
+def _wait_healthy(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} not healthy in {timeout} s")
+
+
+def _pid_after(pidfile: Path, old: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = pidfile.read_text().strip() if pidfile.exists() else ""
+        if pid and pid != old:
+            return pid
+        time.sleep(0.2)
+    raise AssertionError(f"{pidfile.name}: no new instance after {timeout} s")
+
+
+@needs_stack
+@pytest.mark.skipif(shutil.which("haproxy") is None,
+                    reason="haproxy not installed (.ci/run installs it)")
+def test_the_cluster_script_rolls_under_load_and_follows_a_new_champion_on_the_stack(
+        stack, registered, repo, tmp_path):
+    """`deploy/serve-cluster.sh` as `make serve-cluster` runs it (two `python -m serve
+    registry=server` instances in restart loops behind haproxy with deploy/haproxy.cfg), under
+    continuous traffic of unique records: a rolling restart (SIGTERM one instance through its
+    pid file, the script restarts it, healthy again, then the other) fails no request; then a
+    new model goes through train → register on the stack, becomes champion, and both
+    instances serve it — still no failed request."""
+    from tests.serve_process import INPUTS, KEY, Traffic, record, serve_env
+
+    ports = {"GOVPIPE_LB_PORT": free_port(), "GOVPIPE_S1_PORT": free_port(),
+             "GOVPIPE_S2_PORT": free_port()}
+    run_dir = tmp_path / "cluster"
+    url = {name: f"http://127.0.0.1:{ports[f'GOVPIPE_{name.upper()}_PORT']}"
+           for name in ("lb", "s1", "s2")}
+    common = server_args(stack, "serve.reload.interval=1", "serve.workers_per_device=1",
+                         "serve.api_servers=1")
+    test = pd.read_parquet(repo / "artifacts" / "split" / "test.parquet").head(300)
+    records = [record(test[INPUTS], i) for i in range(len(test))]
+    log = tmp_path / "cluster.log"
+    with log.open("wb") as out:
+        script = subprocess.Popen(
+            ["deploy/serve-cluster.sh", *common], cwd=repo, stdout=out, stderr=subprocess.STDOUT,
+            env=serve_env(RUN_DIR=str(run_dir), **{k: str(v) for k, v in ports.items()}),
+            start_new_session=True)
+    try:
+        for name in ("s1", "s2", "lb"):
+            _wait_healthy(url[name])
+        time.sleep(1.5)  # the balancer needs 2 checks x 500 ms to mark both up
+        with Traffic(url["lb"], records) as traffic:
+            traffic.wait_for("1")
+            for name in ("s1", "s2"):  # one at a time, as the script's header says
+                pidfile = run_dir / f"{name}.pid"
+                old = pidfile.read_text().strip()
+                os.kill(int(old), signal.SIGTERM)
+                _pid_after(pidfile, old)
+                _wait_healthy(url[name])
+                time.sleep(1.5)
+            traffic.wait_for("1")
+            restarted = len(traffic.statuses)
+            new = tmp_path / "new"  # another seed's model through the stages, onto the stack
+            for name in ("train", "metrics", "governance", "register"):
+                proc = stage(repo, name, "seed=3", *server_args(stack), f"+inputs={new}",
+                             f"hydra.run.dir={new}")
+                assert proc.returncode == 0, (name, proc.stderr)
+            reg = json.loads((new / "reports" / "registration.json").read_text())
+            assert reg["version"] >= 2, reg
+            if not reg["promoted"]:  # the policy kept it challenger: a person promotes it
+                run([sys.executable, "-m", "pipeline.promote", str(reg["version"]),
+                     "--reason", "serve the seed-3 model", *server_args(stack)], repo)
+            version = str(reg["version"])
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                    readiness(url[n]).get("model", {}).get("version") == version
+                    for n in ("s1", "s2")):
+                time.sleep(0.3)
+            assert [readiness(url[n])["model"]["version"] for n in ("s1", "s2")] == [version] * 2
+            traffic.wait_for(version)
+    finally:
+        stop_process_group(script, grace=15)
+    print(f"{len(traffic.statuses)} requests through haproxy ({restarted} until the rolling "
+          f"restart ended), {len(traffic.failed())} failed")
+    assert restarted > 50 and not traffic.failed(), (set(traffic.failed()), traffic.errors[:5])
+    assert not list(run_dir.glob("*.pid")), "the script left pid files behind"
+    text = log.read_text(errors="replace")
+    assert KEY not in text
+    no_secret(stack, text)
