@@ -47,9 +47,15 @@ def describe(err: ValidationError) -> str:
     return "invalid config:\n" + "\n".join(lines)
 
 
-def validate(raw: Mapping[str, Any]) -> Config:
+def validate(raw: Mapping[str, Any], check_estimator: bool = True) -> Config:
+    """The composed config as `Config`, or a ConfigError naming every bad key.
+
+    `check_estimator=False` leaves out scikit-learn's own check of the `model` arguments
+    (config/model.py): importing its constraint tables costs about 1 s per process, which the
+    stages that never build the model (ingest, split, ...) need not pay. The stages that read
+    `model` check it, and so does every compose of conf/ (`make run`, `dvc exp run`)."""
     try:
-        return Config.model_validate(dict(raw))
+        return Config.model_validate(dict(raw), context={"check_estimator": check_estimator})
     except ValidationError as err:
         raise ConfigError(describe(err)) from None
 

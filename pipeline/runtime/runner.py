@@ -101,7 +101,7 @@ StageFn = Callable[[Context], None]
 
 def _execute(name: str, params: tuple[str, ...], outs: tuple[str, ...], fn: StageFn, raw: Any,
              inputs: Path | None, out_root: Path) -> None:
-    cfg = validate(raw)
+    cfg = validate(raw, check_estimator=any(p.split(".")[0] == "model" for p in params))
 
     install_log_scrubbing(Scrubber.from_config(cfg.privacy))  # custom rules and plug-ins too
     outputs = Outputs(out_root)
