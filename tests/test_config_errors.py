@@ -278,6 +278,24 @@ def test_estimator_params_sklearn_refuses_are_config_errors(model, key, value, n
     assert len(msg.splitlines()) == 2  # one problem, one line
 
 
+def test_stages_that_never_read_model_skip_only_sklearns_own_check(tmp_path):
+    """Importing sklearn's constraint tables costs ~1 s a process, so ingest and split skip
+    that one check (config.load.validate); pydantic's own bounds still hold there, and train,
+    which reads `model`, refuses what fit() would (exit 2, before any work)."""
+    raw = composed("model=rf")
+    raw["model"]["max_features"] = 2.5  # within pydantic's types, refused by sklearn
+    assert validate(raw, check_estimator=False).model.max_features == 2.5
+    raw["model"]["n_estimators"] = 0  # the project's own bound: refused in every stage
+    with pytest.raises(ConfigError, match="n_estimators"):
+        validate(raw, check_estimator=False)
+    raw["model"]["n_estimators"] = 10
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    proc = stage(tmp_path, "train", "--dvc")
+    assert proc.returncode == 2 and "model.rf.max_features" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "artifacts").exists()
+
+
 @pytest.mark.parametrize(
     ("model", "key", "value"),
     [("rf", "n_estimators", 0), ("hgb", "learning_rate", 0.0), ("hgb", "max_leaf_nodes", 1),
