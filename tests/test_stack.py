@@ -65,6 +65,7 @@ def stack(tmp_path_factory):
     print(f"stack up in {time.monotonic() - started:.1f} s")
     yield s
     s.down()
+    assert not (s.root / "pgpass").exists(), "the stack's password file outlived it"
 
 
 def server_args(s, *extra: str) -> list[str]:

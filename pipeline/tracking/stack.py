@@ -382,8 +382,9 @@ class Stack:
         if self.pgdata is not None:
             shutil.rmtree(self.pgdata, ignore_errors=True)
             self.pgdata = None
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / "state.json").unlink()
+        for name in ("state.json", "pgpass", "aws-credentials"):  # no password outlives it
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / name).unlink()
 
     # `make stack` / `make stack-down` run in different processes: the state file links them
     def _save(self) -> None:
