@@ -164,3 +164,25 @@ def test_a_design_matrix_larger_than_memory_is_refused_with_the_setting_to_chang
     assert "about 42.8 GiB (29,000,000 rows x 99 columns" in msg and "20.0 GiB" in msg
     assert "set model.max_train_rows (e.g. 10,845,877)" in msg
     train._check_memory(10_845_877, 99)  # the suggested size fits
+
+
+def test_scoring_in_batches_gives_the_same_scores_to_the_bit(monkeypatch):
+    """GovernedModel.score works SCORE_ROWS rows at a time (the size is a speed choice,
+    pipeline/model.py): batches, including a short last one, change no score."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import pipeline.model as model_mod
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=1000), "b": rng.normal(size=1000)})
+    y = (X["a"] + rng.normal(size=1000) > 0).astype(int)
+    fitted = LogisticRegression().fit(X, y)
+    m = model_mod.GovernedModel(
+        fitted=fitted, kind="plain", features=["a", "b"], sensitive_inputs=[],
+        positive_label="1", negative_label="0", model_name="logreg", mitigation="none",
+        dataset="synthetic", categories={})
+    whole = fitted.predict_proba(X)[:, 1]
+    for rows in (1000, 333, 64):
+        monkeypatch.setattr(model_mod, "SCORE_ROWS", rows)
+        np.testing.assert_array_equal(m.score(X), whole)
