@@ -30,6 +30,7 @@ import yaml
 
 from pipeline.config.dataset import DatasetSpec
 from pipeline.dataset import infer
+from pipeline.dataset.read import looks_binary
 from pipeline.privacy import Scrubber
 from pipeline.runtime import logs
 from pipeline.runtime.errors import ConfigError, DataError, PipelineError
@@ -61,12 +62,12 @@ def _read(path: Path):
         df = df.astype("str").where(df.notna(), None)
         return df, {"format": "parquet", "header": True}, header
     try:
+        if looks_binary(path):  # the check ingest makes, so both refuse the same files
+            raise DataError(f"{path}: not a text file (binary content); expected csv or parquet")
         with path.open(encoding="utf-8", newline="") as fh:
             head = fh.read(SNIFF_BYTES)
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as UTF-8 text ({type(e).__name__})") from None
-    if "\x00" in head:
-        raise DataError(f"{path}: not a text file (binary content); expected csv or parquet")
     try:
         dialect = csv.Sniffer().sniff(head.split("\n", 1)[0], delimiters=DELIMITERS)
         delimiter = dialect.delimiter

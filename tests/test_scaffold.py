@@ -167,6 +167,16 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, body, args, needle):
     assert list((tmp_path / "conf" / "data").iterdir()) == []
 
 
+def test_a_file_ingest_would_refuse_as_binary_is_refused_the_same_way(tmp_path):
+    """Latin-1 bytes are not UTF-8: the scaffold refuses them with ingest's own check
+    (dataset.read.looks_binary), not with a draft ingest could never read."""
+    f = _toy(tmp_path, "")
+    f.write_bytes(b"sex,y\nM\xe9le,1\nFemale,0\nMale,1\nFemale,0\n")
+    proc = scaffold(tmp_path, "data/t/t.csv", "--target", "y", "--favourable", "1")
+    assert proc.returncode == 2 and "not a text file" in proc.stderr, proc.stderr
+    assert list((tmp_path / "conf" / "data").iterdir()) == []
+
+
 def test_missing_file_and_a_file_outside_data_are_refused(tmp_path):
     (tmp_path / "conf" / "data").mkdir(parents=True)
     proc = scaffold(tmp_path, "data/t/nope.csv", "--target", "y", "--favourable", "1")

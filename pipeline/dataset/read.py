@@ -30,7 +30,8 @@ class RawFile:
     rows: int
 
 
-def _looks_binary(path: Path) -> bool:
+def looks_binary(path: Path) -> bool:
+    """NUL bytes or invalid UTF-8 in the first 8 KiB: not a text (CSV) file."""
     with path.open("rb") as fh:
         head = fh.read(8192)
     if b"\x00" in head:
@@ -167,7 +168,7 @@ def _file_pieces(path: Path, spec: DatasetSpec, rows: int) -> Iterator[pd.DataFr
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
     if spec.source.format == "csv":
-        if _looks_binary(path):
+        if looks_binary(path):
             raise DataError(f"{path}: not a text file (binary content); expected csv")
         return _csv_pieces(path, spec, rows)
     return _parquet_pieces(path, spec, rows)
