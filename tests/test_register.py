@@ -291,3 +291,31 @@ def test_server_answers_with_the_champion_and_follows_a_new_one(repo, tmp_path):
     finally:
         srv.stop()
     assert KEY not in srv.text()
+
+
+def test_a_unique_key_race_is_retried_and_a_real_refusal_is_not():
+    """Two registrations tagging one version at once: PostgreSQL refuses the second insert and
+    MLflow reports it as BAD_REQUEST. Registry.call retries that (the row then exists and is
+    updated); any other BAD_REQUEST is an answer and is not retried."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+    from pipeline.tracking.client import Registry, RegistryError
+
+    reg = object.__new__(Registry)  # the retry loop alone: no store behind it
+    reg.retries, reg.backoff, reg.uri = 1, 0.0, "http://127.0.0.1:5000"
+    race = ('(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint '
+            '"model_version_tag_pk"')
+    calls = []
+
+    def set_tag(message: str):
+        calls.append(message)
+        if len(calls) == 1:
+            raise MlflowException(message, error_code=BAD_REQUEST)
+        return "tagged"
+
+    assert reg.call("set a tag", set_tag, race) == "tagged" and len(calls) == 2
+    calls.clear()
+    with pytest.raises(RegistryError, match="registry refused to set a tag"):
+        reg.call("set a tag", set_tag, "Invalid value for tag key")
+    assert len(calls) == 1

@@ -40,6 +40,19 @@ FINAL_ERRORS = {
     "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE",
     "PERMISSION_DENIED", "UNAUTHENTICATED", "BAD_REQUEST", "INVALID_STATE", "NOT_FOUND",
 }
+# MLflow's SQL stores write a tag or alias as select-then-insert (`session.merge`) and report
+# any SQLAlchemy error as BAD_REQUEST. Two registrations tagging the same version at once can
+# both insert: PostgreSQL refuses the second (seen in tests/test_stack.py). That is a race,
+# not an answer: the retry finds the row and updates it.
+_UNIQUE_RACE = re.compile(r"UniqueViolation|duplicate key value violates unique constraint|"
+                          r"UNIQUE constraint failed|IntegrityError|sqlalche\.me/e/\d+/gkpj")
+
+
+def _final(error_code: str, message: str) -> bool:
+    """Whether an MLflow error is an answer that a retry would not change."""
+    if error_code == "BAD_REQUEST" and _UNIQUE_RACE.search(message or ""):
+        return False
+    return error_code in FINAL_ERRORS
 
 
 class RegistryError(PipelineError):
@@ -239,7 +252,7 @@ class Registry:
             try:
                 return fn(*args, **kwargs)
             except MlflowException as e:
-                if e.error_code in FINAL_ERRORS:  # an answer: retrying won't change it
+                if _final(e.error_code, str(e.message)):  # an answer: retrying won't change it
                     raise RegistryError(f"registry refused to {what}: {e.message}",
                                         code=e.error_code) from None
                 error: Exception = e
