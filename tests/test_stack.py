@@ -349,7 +349,9 @@ def test_the_cluster_script_rolls_under_load_and_follows_a_new_champion_on_the_s
     continuous traffic of unique records: a rolling restart (SIGTERM one instance through its
     pid file, the script restarts it, healthy again, then the other) fails no request; then a
     new model goes through train → register on the stack, becomes champion, and both
-    instances serve it — still no failed request."""
+    instances serve it — still no failed request. Then @champion is moved by hand onto a forged
+    version (the champion's VALIDATED tags over other bytes): both refuse it, keep serving the
+    champion, say degraded and why."""
     from tests.serve_process import INPUTS, KEY, Traffic, record, serve_env
 
     ports = {"GOVPIPE_LB_PORT": free_port(), "GOVPIPE_S1_PORT": free_port(),
@@ -400,11 +402,32 @@ def test_the_cluster_script_rolls_under_load_and_follows_a_new_champion_on_the_s
                 time.sleep(0.3)
             assert [readiness(url[n])["model"]["version"] for n in ("s1", "s2")] == [version] * 2
             traffic.wait_for(version)
+            # An adversary with registry write access: a version made by hand that carries the
+            # new champion's VALIDATED tags (digest included) over other bytes (version 1's),
+            # and @champion moved onto it. Both instances refuse it and keep serving.
+            c, new_mv = client(stack), client(stack).get_model_version(MODEL, version)
+            old_mv = c.get_model_version(MODEL, "1")
+            forged = c.create_model_version(MODEL, old_mv.source, run_id=old_mv.run_id,
+                                            tags=dict(new_mv.tags),
+                                            model_id=old_mv.source.rsplit("/", 1)[-1])
+            c.set_registered_model_alias(MODEL, "champion", forged.version)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not all(
+                    readiness(url[n]).get("status") == "degraded" for n in ("s1", "s2")):
+                time.sleep(0.3)
+            for n in ("s1", "s2"):
+                body = readiness(url[n])
+                assert body["status"] == "degraded" and body["model"]["version"] == version, body
+                assert any(f"version {forged.version}" in (w["reason"] or "")
+                           and "hash to" in w["reason"] for w in body["workers"]), body
+            forged_from = len(traffic.versions)
+            traffic.wait_for(version)
     finally:
         stop_process_group(script, grace=15)
     print(f"{len(traffic.statuses)} requests through haproxy ({restarted} until the rolling "
           f"restart ended), {len(traffic.failed())} failed")
     assert restarted > 50 and not traffic.failed(), (set(traffic.failed()), traffic.errors[:5])
+    assert str(forged.version) not in traffic.versions[forged_from:]
     assert not list(run_dir.glob("*.pid")), "the script left pid files behind"
     text = log.read_text(errors="replace")
     assert KEY not in text
